@@ -1,0 +1,41 @@
+# Thin front end to CMake. `make` builds, `make test` builds and runs every
+# test (optimized build, then an ASan+UBSan build), `make run` runs the main
+# job. Set WERROR=1 to turn warnings into errors (CI does).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+WERROR     ?= 0
+CMAKE_FLAGS = -DORION_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
+
+.PHONY: all build test test-fast test-asan asan run bench clean
+
+all: build
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORION_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Every test, in the optimized build and in the sanitizer build.
+test: test-fast test-asan
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: asan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS)
+
+# The main job (until the embedding service exists: the kernel benchmark).
+run: build
+	./$(BUILD)/orion version
+	./$(BUILD)/orion bench kernels --threads $(JOBS)
+
+bench: build
+	./$(BUILD)/orion bench kernels --threads $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,15 @@
+/* bench_main.c — `orion bench WHAT`: dispatches to the benchmarks. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int orion_cli_bench(int argc, char **argv) {
+    if (argc < 1) {
+        fprintf(stderr, "usage: orion bench kernels [--json] [--threads N] [--quick]\n");
+        return 2;
+    }
+    if (strcmp(argv[0], "kernels") == 0) return orion_cli_bench_kernels(argc - 1, argv + 1);
+    fprintf(stderr, "orion bench: unknown benchmark '%s' (expected: kernels)\n", argv[0]);
+    return 2;
+}

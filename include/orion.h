@@ -1,0 +1,281 @@
+/*
+ * orion.h — the one public header of orion, a local AI model runtime.
+ *
+ * Conventions (see docs/design.md):
+ *   - Every public name starts with orion_ / ORION_.
+ *   - Objects are opaque handles with a *_default_params() / *_init or *_load /
+ *     *_free triple; every *_free(NULL) is a no-op.
+ *   - Every call that can fail returns an orion_status (0 is success, negative
+ *     is an error). The failing call also leaves a message naming the file,
+ *     offset or field at fault; read it with orion_last_error() on the same
+ *     thread. The library never calls exit() or abort() on bad input.
+ *   - Logging goes to a callback the application sets; the library is quiet
+ *     by default.
+ *   - Thread safety is stated at each declaration. Unless said otherwise a
+ *     handle may be used by one thread at a time.
+ */
+#ifndef ORION_H
+#define ORION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ORION_VERSION_MAJOR 0
+#define ORION_VERSION_MINOR 1
+#define ORION_VERSION_PATCH 0
+
+/* Returns the library version as "MAJOR.MINOR.PATCH". Static string. */
+const char *orion_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes and errors                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum orion_status {
+    ORION_OK                 = 0,
+    ORION_ERR_INVALID_ARG    = -1,  /* a parameter is out of its domain      */
+    ORION_ERR_NOMEM          = -2,  /* an allocation failed                   */
+    ORION_ERR_IO             = -3,  /* open/read/write/mmap failed            */
+    ORION_ERR_FORMAT         = -4,  /* a file or request is malformed         */
+    ORION_ERR_UNSUPPORTED    = -5,  /* valid, but not something we support    */
+    ORION_ERR_RANGE          = -6,  /* a size, count or offset is out of range */
+    ORION_ERR_CANCELLED      = -7,  /* the caller cancelled the operation     */
+    ORION_ERR_BUSY           = -8,  /* resource in use                        */
+    ORION_ERR_NOT_FOUND      = -9,  /* no such model, tensor, key or file     */
+    ORION_ERR_LIMIT          = -10, /* a configured limit (memory, size) hit  */
+    ORION_ERR_INTERNAL       = -11, /* a bug in orion: please report          */
+} orion_status;
+
+/* Short English name of a status code ("out of memory"). Never NULL. */
+const char *orion_status_str(orion_status status);
+
+/* The message left by the last failing orion call on this thread, e.g.
+ * "model.gguf: tensor 'blk.0.attn_q.weight': offset 123456 out of range".
+ * Returns "" when no call has failed. Valid until the next orion call on this
+ * thread. Thread-safe (the message is thread-local). */
+const char *orion_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum orion_log_level {
+    ORION_LOG_DEBUG = 0,
+    ORION_LOG_INFO  = 1,
+    ORION_LOG_WARN  = 2,
+    ORION_LOG_ERROR = 3,
+    ORION_LOG_NONE  = 4,
+} orion_log_level;
+
+/* Receives one message (no trailing newline). Called from whichever thread
+ * logged; the callback must be thread-safe. */
+typedef void (*orion_log_fn)(orion_log_level level, const char *msg, void *user);
+
+/* Sets the log callback and the lowest level that reaches it. fn == NULL
+ * silences the library (the default). Thread-safe. */
+void orion_log_set(orion_log_fn fn, orion_log_level min_level, void *user);
+
+/* A ready-made callback that writes "orion: LEVEL: msg" lines to stderr. */
+void orion_log_to_stderr(orion_log_level level, const char *msg, void *user);
+
+/* ------------------------------------------------------------------------ */
+/* Memory accounting                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* All heap memory orion allocates goes through one counting allocator. */
+typedef struct orion_mem_stats {
+    size_t   bytes_in_use;  /* live heap bytes allocated by orion            */
+    size_t   bytes_peak;    /* high-water mark of bytes_in_use               */
+    uint64_t n_allocs;      /* allocations made so far                       */
+    uint64_t n_frees;       /* frees made so far                             */
+    uint64_t n_failed;      /* allocations that failed                       */
+} orion_mem_stats;
+
+/* Fills *out with a snapshot of the counters. Thread-safe. */
+void orion_mem_get_stats(orion_mem_stats *out);
+
+/* Resets bytes_peak to the current bytes_in_use. Thread-safe. */
+void orion_mem_reset_peak(void);
+
+/* ------------------------------------------------------------------------ */
+/* Arena: bump allocator for per-request scratch                             */
+/* ------------------------------------------------------------------------ */
+
+/* An arena owns one block of `capacity` bytes taken at init; allocations
+ * bump a pointer and are released all at once by orion_arena_reset() or by
+ * rewinding to a mark. It never grows: an allocation that does not fit
+ * returns NULL, so scratch is bounded and known at load. Not thread-safe. */
+typedef struct orion_arena orion_arena;
+
+/* Creates an arena of `capacity` bytes. *out is set on success. */
+orion_status orion_arena_init(size_t capacity, orion_arena **out);
+void         orion_arena_free(orion_arena *arena);
+
+/* Returns `size` bytes aligned to `align` (a power of two, at most 4096), or
+ * NULL if the arena is full (the message says how much was asked and left). */
+void  *orion_arena_alloc(orion_arena *arena, size_t size, size_t align);
+/* Current position, to rewind to later (frees everything allocated since). */
+size_t orion_arena_mark(const orion_arena *arena);
+void   orion_arena_rewind(orion_arena *arena, size_t mark);
+void   orion_arena_reset(orion_arena *arena);
+size_t orion_arena_used(const orion_arena *arena);
+size_t orion_arena_peak(const orion_arena *arena);
+size_t orion_arena_capacity(const orion_arena *arena);
+
+/* ------------------------------------------------------------------------ */
+/* CPU features and kernel selection                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef enum orion_cpu_feature {
+    ORION_CPU_SSE3        = 1u << 0,
+    ORION_CPU_SSSE3       = 1u << 1,
+    ORION_CPU_SSE41       = 1u << 2,
+    ORION_CPU_AVX         = 1u << 3,
+    ORION_CPU_AVX2        = 1u << 4,
+    ORION_CPU_FMA         = 1u << 5,
+    ORION_CPU_F16C        = 1u << 6,
+    ORION_CPU_AVX512F     = 1u << 7,
+    ORION_CPU_AVX512BW    = 1u << 8,
+    ORION_CPU_AVX512VNNI  = 1u << 9,
+    ORION_CPU_AVX512BF16  = 1u << 10,
+    ORION_CPU_AVXVNNI     = 1u << 11,
+    ORION_CPU_NEON        = 1u << 16,
+    ORION_CPU_DOTPROD     = 1u << 17,
+} orion_cpu_feature;
+
+/* Bit set of orion_cpu_feature found on this CPU (and enabled by the OS).
+ * Detected once. Thread-safe. */
+uint32_t orion_cpu_features(void);
+
+/* Writes the feature names ("avx2 fma f16c ...") into buf. Returns buf. */
+char *orion_cpu_features_str(uint32_t features, char *buf, size_t size);
+
+/* Name of the kernel set chosen at start-up: "avx2" or "ref". The choice is
+ * made once from the CPU features; ORION_FORCE_REF=1 in the environment
+ * forces "ref", the plain-C reference kernels. Thread-safe. */
+const char *orion_kernels_name(void);
+
+/* Number of CPUs this process may run on (sched_getaffinity). */
+int orion_cpu_count(void);
+
+/* ------------------------------------------------------------------------ */
+/* Thread pool                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* A persistent pool of worker threads. orion_threadpool_run() calls a task on
+ * every thread with (ith, nth) so the task splits its own work; the calling
+ * thread takes part as ith == 0, and the call returns when all are done.
+ * Workers spin briefly between tasks, then sleep. One run at a time: run() is
+ * not re-entrant and must be called from one thread at a time. */
+typedef struct orion_threadpool orion_threadpool;
+
+typedef struct orion_threadpool_params {
+    int n_threads;  /* total threads including the caller; 0 = orion_cpu_count() */
+    int spin_us;    /* how long idle workers spin before sleeping (default 200) */
+} orion_threadpool_params;
+
+typedef void (*orion_task_fn)(void *arg, int ith, int nth);
+
+orion_threadpool_params orion_threadpool_default_params(void);
+orion_status orion_threadpool_init(const orion_threadpool_params *params,
+                                   orion_threadpool **out);
+void         orion_threadpool_free(orion_threadpool *pool);
+int          orion_threadpool_n_threads(const orion_threadpool *pool);
+/* Runs fn(arg, ith, nth) for ith in [0, nth) and waits. pool == NULL runs
+ * fn(arg, 0, 1) on the caller. */
+void         orion_threadpool_run(orion_threadpool *pool, orion_task_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Tensor types (same ids and block layouts as GGUF / ggml)                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum orion_type {
+    ORION_TYPE_F32  = 0,
+    ORION_TYPE_F16  = 1,
+    ORION_TYPE_Q4_0 = 2,   /* 32 weights: f16 scale d, 16 bytes of nibbles; w = d*(q-8) */
+    ORION_TYPE_Q4_1 = 3,   /* 32 weights: f16 d, f16 min m, 16 bytes;     w = d*q + m  */
+    ORION_TYPE_Q8_0 = 8,   /* 32 weights: f16 scale d, 32 int8;           w = d*q      */
+    ORION_TYPE_BF16 = 30,
+    ORION_TYPE_COUNT = 31  /* one past the largest id (array sizing only) */
+} orion_type;
+
+/* True for the types above. */
+bool        orion_type_is_supported(int type);
+/* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"; "?" for others. */
+const char *orion_type_name(orion_type type);
+/* Parses a name as printed by orion_type_name (case-insensitive). */
+orion_status orion_type_from_name(const char *name, orion_type *out);
+/* Elements per block (1 for float types, 32 for the quantized ones). */
+int64_t     orion_type_block_elems(orion_type type);
+/* Bytes per block. */
+size_t      orion_type_block_bytes(orion_type type);
+/* Bytes of a row of n elements; n must be a multiple of the block size
+ * (returns 0 otherwise). */
+size_t      orion_type_row_bytes(orion_type type, int64_t n);
+/* Bits per weight, e.g. 4.5 for q4_0. */
+double      orion_type_bits_per_weight(orion_type type);
+
+/* f16 and bf16 scalars (IEEE binary16; bfloat16 rounded to nearest even,
+ * NaN kept quiet). Exact and thread-safe. */
+float    orion_fp16_to_fp32(uint16_t h);
+uint16_t orion_fp32_to_fp16(float f);
+float    orion_bf16_to_fp32(uint16_t h);
+uint16_t orion_fp32_to_bf16(float f);
+
+/* ------------------------------------------------------------------------ */
+/* Quantization                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct orion_quant_params {
+    /* false: the reference rule (same bytes as llama.cpp's reference).
+     * true: per block, search the scale (and minimum) that minimizes the
+     * (importance-weighted) squared error. */
+    bool         calibrate;
+    /* Optional per-column importance, n_per_row values (e.g. mean squared
+     * activations); NULL weighs every column equally. Used with calibrate. */
+    const float *importance;
+} orion_quant_params;
+
+orion_quant_params orion_quant_default_params(void);
+
+/* Converts n_rows rows of n_per_row floats (row-major) from src into dst in
+ * `type`. dst must hold n_rows * orion_type_row_bytes(type, n_per_row) bytes.
+ * n_per_row must be a multiple of the type's block size. Thread-safe. */
+orion_status orion_quantize(orion_type type, const float *src, void *dst,
+                            int64_t n_rows, int64_t n_per_row,
+                            const orion_quant_params *params);
+
+/* Converts n elements (a multiple of the block size) back to floats. */
+orion_status orion_dequantize(orion_type type, const void *src, float *dst, int64_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Matrix products                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* y[b][o] = sum_i W[o][i] * x[b][i] for b < n_batch, o < n_out.
+ *   W: n_out rows of n_in weights in `wtype`, row-major as GGUF stores them
+ *      (n_out * orion_type_row_bytes(wtype, n_in) bytes);
+ *   x: n_batch rows of n_in floats; y: n_batch rows of n_out floats.
+ * Batch 1 runs as a matrix-vector product streaming W once; larger batches
+ * run a cache-blocked GEMM. Quantized weights multiply activations that are
+ * quantized to 8 bits on the fly (q8-style, 32 per block). Work is split on
+ * `pool` (NULL = the calling thread only). `scratch` is an arena that
+ * supplies temporary buffers (NULL = the library's counting heap).
+ * Returns ORION_ERR_NOMEM when scratch is too small. */
+orion_status orion_matmul(orion_threadpool *pool, orion_arena *scratch,
+                          orion_type wtype, const void *w, int64_t n_out, int64_t n_in,
+                          const float *x, int64_t n_batch, float *y);
+
+/* Scratch bytes orion_matmul needs for this shape (for sizing arenas). */
+size_t orion_matmul_scratch_bytes(orion_type wtype, int64_t n_out, int64_t n_in,
+                                  int64_t n_batch, int n_threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ORION_H */

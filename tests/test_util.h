@@ -1,0 +1,67 @@
+/*
+ * test_util.h — helpers shared by the test executables: a seeded generator
+ * (splitmix64 + Box-Muller, so data is the same on every machine), the
+ * awkward lengths every kernel is checked at, and cmocka glue.
+ */
+#ifndef ORION_TEST_UTIL_H
+#define ORION_TEST_UTIL_H
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+typedef struct test_rng {
+    uint64_t state;
+} test_rng;
+
+static inline uint64_t test_rng_u64(test_rng *r) {
+    uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [0, 1) */
+static inline double test_rng_uniform(test_rng *r) {
+    return (double)(test_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* standard normal */
+static inline double test_rng_normal(test_rng *r) {
+    double u1 = test_rng_uniform(r), u2 = test_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* Student-t with nu degrees of freedom (heavy tails for nu small). */
+static inline double test_rng_student_t(test_rng *r, int nu) {
+    double chi2 = 0.0;
+    for (int i = 0; i < nu; i++) {
+        double g = test_rng_normal(r);
+        chi2 += g * g;
+    }
+    return test_rng_normal(r) / sqrt(chi2 / nu);
+}
+
+static inline void test_fill_normal(test_rng *r, float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(test_rng_normal(r) * scale);
+}
+
+/* The awkward lengths kernels are tested at (in elements for float kernels,
+ * in blocks for quantized ones). */
+static const int64_t TEST_AWKWARD_LENGTHS[] = {1,  2,  3,  5,   7,   8,   15,  16,  17,  31,  32,  33,
+                                               63, 64, 65, 127, 128, 129, 255, 257, 511, 513, 1023};
+#define TEST_N_AWKWARD ((int)(sizeof TEST_AWKWARD_LENGTHS / sizeof TEST_AWKWARD_LENGTHS[0]))
+
+/* Path to ../shared (ORION_SHARED, set by ctest), or NULL. */
+static inline const char *test_shared_dir(void) {
+    return getenv("ORION_SHARED");
+}
+
+#endif /* ORION_TEST_UTIL_H */

@@ -1,0 +1,12 @@
+/*
+ * cli.h — the subcommands of the `orion` command line. Each takes the
+ * arguments after its own name and returns the process exit code
+ * (0 success, 1 failure, 2 usage error).
+ */
+#ifndef ORION_CLI_H
+#define ORION_CLI_H
+
+int orion_cli_bench(int argc, char **argv);          /* bench/bench_main.c */
+int orion_cli_bench_kernels(int argc, char **argv);  /* bench/bench_kernels.c */
+
+#endif

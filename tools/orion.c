@@ -1,0 +1,46 @@
+/*
+ * orion.c — entry point of the `orion` command line: dispatches to the
+ * subcommands. Library errors are printed with orion_last_error().
+ */
+#include "orion.h"
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: orion COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  version              print the version, CPU features and kernel set\n"
+            "  bench kernels        measure memory bandwidth, FMA peak and our kernels\n"
+            "                       [--json] [--threads N] [--quick]\n"
+            "  help                 this text\n");
+}
+
+static int cmd_version(void) {
+    char feats[256];
+    printf("orion %s\n", orion_version());
+    printf("cpu features: %s\n", orion_cpu_features_str(orion_cpu_features(), feats, sizeof feats));
+    printf("kernels: %s\n", orion_kernels_name());
+    printf("cpus: %d\n", orion_cpu_count());
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+    if (strcmp(cmd, "bench") == 0) return orion_cli_bench(argc - 2, argv + 2);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "orion: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}
