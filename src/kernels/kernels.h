@@ -5,7 +5,7 @@
  *
  * How dispatch works: every kernel has a plain-C reference in a *_ref.c file
  * that is the specification and is never optimized. SIMD versions live in
- * per-ISA files (x86/*_avx2.c, compiled with -mavx2 -mfma -mf16c) and are
+ * per-ISA files (x86/NAME_avx2.c, compiled with -mavx2 -mfma -mf16c) and are
  * installed over the reference entries by their register function. dispatch.c
  * builds two tables: "ref" (references only) and the best SIMD table this CPU
  * runs; orion__kernels() returns the SIMD one unless ORION_FORCE_REF=1. Tests
