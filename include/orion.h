@@ -275,6 +275,131 @@ orion_status orion_matmul(orion_threadpool *pool, orion_arena *scratch,
 size_t orion_matmul_scratch_bytes(orion_type wtype, int64_t n_out, int64_t n_in,
                                   int64_t n_batch, int n_threads);
 
+
+/* ------------------------------------------------------------------------ */
+/* GGUF files                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A GGUF file (v2 or v3, little-endian) opened read-only. The file is mapped
+ * with mmap and every string and tensor points into the mapping: nothing is
+ * copied. The file is treated as hostile: every count, length, dimension and
+ * offset is checked against the file size and for overflow before use, and a
+ * bad file gives ORION_ERR_FORMAT (or _UNSUPPORTED) with a message naming
+ * the field and byte offset. A handle may be read from many threads at once. */
+typedef struct orion_gguf orion_gguf;
+
+typedef enum orion_gguf_type {
+    ORION_GGUF_U8 = 0,  ORION_GGUF_I8 = 1,   ORION_GGUF_U16 = 2,  ORION_GGUF_I16 = 3,
+    ORION_GGUF_U32 = 4, ORION_GGUF_I32 = 5,  ORION_GGUF_F32 = 6,  ORION_GGUF_BOOL = 7,
+    ORION_GGUF_STRING = 8, ORION_GGUF_ARRAY = 9, ORION_GGUF_U64 = 10, ORION_GGUF_I64 = 11,
+    ORION_GGUF_F64 = 12,
+} orion_gguf_type;
+
+/* One metadata value. Scalars are widened into u64 / i64 / f64 / b (the
+ * field that matches `type`'s kind). Strings point into the file and are NOT
+ * NUL-terminated. Arrays of numbers expose `raw`, count packed little-endian
+ * elements of elem_type (possibly unaligned: read with memcpy or the
+ * orion_gguf_array_* helpers); arrays of strings or arrays also have `items`. */
+typedef struct orion_gguf_value {
+    orion_gguf_type type;
+    union {
+        uint64_t u64;
+        int64_t  i64;
+        double   f64;
+        bool     b;
+        struct { const char *ptr; uint64_t len; } str;
+        struct {
+            orion_gguf_type                elem_type;
+            uint64_t                       count;
+            const void                    *raw;
+            const struct orion_gguf_value *items;  /* NULL for number arrays */
+        } arr;
+    } v;
+} orion_gguf_value;
+
+typedef struct orion_gguf_tensor {
+    const char *name;       /* NUL-terminated */
+    orion_type  type;
+    int         n_dims;     /* 1..4 */
+    int64_t     ne[4];      /* elements per dimension, ne[0] = row length; unused = 1 */
+    int64_t     n_elems;
+    uint64_t    offset;     /* from the start of the data section */
+    size_t      n_bytes;
+    const void *data;       /* points into the mapping */
+} orion_gguf_tensor;
+
+/* Opens and validates `path`. *out is set on success. */
+orion_status orion_gguf_open(const char *path, orion_gguf **out);
+/* Same, over a caller's buffer that must outlive the handle (fuzzers, tests). */
+orion_status orion_gguf_open_memory(const void *data, size_t size, orion_gguf **out);
+void         orion_gguf_free(orion_gguf *gguf);
+
+uint32_t     orion_gguf_version(const orion_gguf *gguf);
+size_t       orion_gguf_alignment(const orion_gguf *gguf);
+size_t       orion_gguf_file_size(const orion_gguf *gguf);
+size_t       orion_gguf_data_offset(const orion_gguf *gguf);   /* start of tensor data */
+
+int64_t                 orion_gguf_n_kv(const orion_gguf *gguf);
+const char             *orion_gguf_kv_key(const orion_gguf *gguf, int64_t i);
+const orion_gguf_value *orion_gguf_kv_value(const orion_gguf *gguf, int64_t i);
+/* The value of `key`, or NULL when absent. */
+const orion_gguf_value *orion_gguf_get(const orion_gguf *gguf, const char *key);
+
+/* Typed look-ups: ORION_ERR_NOT_FOUND when absent, ORION_ERR_FORMAT when the
+ * stored type does not convert (a negative number to unsigned, a string to a
+ * number, ...). Integer getters accept any integer type in range; get_f64
+ * accepts any number. get_str copies at most size-1 bytes plus a NUL. */
+orion_status orion_gguf_get_u64(const orion_gguf *gguf, const char *key, uint64_t *out);
+orion_status orion_gguf_get_i64(const orion_gguf *gguf, const char *key, int64_t *out);
+orion_status orion_gguf_get_f64(const orion_gguf *gguf, const char *key, double *out);
+orion_status orion_gguf_get_bool(const orion_gguf *gguf, const char *key, bool *out);
+orion_status orion_gguf_get_str(const orion_gguf *gguf, const char *key, char *buf, size_t size);
+
+/* Element i of a number array as double / int64 (any numeric elem_type). */
+double   orion_gguf_array_f64(const orion_gguf_value *arr, uint64_t i);
+int64_t  orion_gguf_array_i64(const orion_gguf_value *arr, uint64_t i);
+
+int64_t                  orion_gguf_n_tensors(const orion_gguf *gguf);
+const orion_gguf_tensor *orion_gguf_tensor_at(const orion_gguf *gguf, int64_t i);
+const orion_gguf_tensor *orion_gguf_find_tensor(const orion_gguf *gguf, const char *name);
+
+/* Name of a metadata type ("u32", "string", "array", ...). */
+const char *orion_gguf_type_name(orion_gguf_type type);
+
+/* ---- writing ---- */
+
+/* Builds a GGUF v3 file in memory (metadata) and writes it with the tensor
+ * data the caller supplies. Keys keep the order they were first set in; a
+ * key set twice keeps its place and takes the new value. Tensor data is not
+ * copied: it must stay valid until orion_gguf_writer_write returns. */
+typedef struct orion_gguf_writer orion_gguf_writer;
+
+orion_status orion_gguf_writer_init(orion_gguf_writer **out);
+void         orion_gguf_writer_free(orion_gguf_writer *w);
+/* Deep-copies `value` (strings and nested arrays included) under `key`. */
+orion_status orion_gguf_writer_set(orion_gguf_writer *w, const char *key, const orion_gguf_value *value);
+orion_status orion_gguf_writer_set_u32(orion_gguf_writer *w, const char *key, uint32_t v);
+orion_status orion_gguf_writer_set_i32(orion_gguf_writer *w, const char *key, int32_t v);
+orion_status orion_gguf_writer_set_u64(orion_gguf_writer *w, const char *key, uint64_t v);
+orion_status orion_gguf_writer_set_f32(orion_gguf_writer *w, const char *key, float v);
+orion_status orion_gguf_writer_set_bool(orion_gguf_writer *w, const char *key, bool v);
+orion_status orion_gguf_writer_set_str(orion_gguf_writer *w, const char *key, const char *v);
+/* An array of n strings. */
+orion_status orion_gguf_writer_set_str_array(orion_gguf_writer *w, const char *key,
+                                             const char *const *strs, uint64_t n);
+/* An array of n numbers of elem_type (U8..F64 but not STRING/ARRAY), packed
+ * little-endian in `data`. */
+orion_status orion_gguf_writer_set_array(orion_gguf_writer *w, const char *key,
+                                         orion_gguf_type elem_type, const void *data, uint64_t n);
+/* Adds a tensor: ne[0] is the row length (a multiple of the type's block
+ * size); data holds orion_type_row_bytes(type, ne[0]) * ne[1] * ne[2] * ne[3]. */
+orion_status orion_gguf_writer_add_tensor(orion_gguf_writer *w, const char *name, orion_type type,
+                                          int n_dims, const int64_t *ne, const void *data);
+/* Sets general.alignment (a power of two, default 32). */
+orion_status orion_gguf_writer_set_alignment(orion_gguf_writer *w, uint32_t alignment);
+/* Writes the file (to PATH.tmp, then renamed over PATH). */
+orion_status orion_gguf_writer_write(orion_gguf_writer *w, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

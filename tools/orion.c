@@ -14,6 +14,8 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  version              print the version, CPU features and kernel set\n"
+            "  info FILE            metadata, tensors and memory needed to run a GGUF file\n"
+            "                       [--json] [--ctx N]\n"
             "  bench kernels        measure memory bandwidth, FMA peak and our kernels\n"
             "                       [--json] [--threads N] [--quick]\n"
             "  help                 this text\n");
@@ -35,6 +37,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+    if (strcmp(cmd, "info") == 0) return orion_cli_info(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return orion_cli_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);

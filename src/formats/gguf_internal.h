@@ -1,0 +1,31 @@
+/*
+ * gguf_internal.h — the GGUF handle's layout and helpers shared by the
+ * reader (gguf_read.c) and the writer (gguf_write.c).
+ */
+#ifndef ORION_GGUF_INTERNAL_H
+#define ORION_GGUF_INTERNAL_H
+
+#include "core/core.h"
+
+struct orion_gguf {
+    const uint8_t     *data;        /* the whole file */
+    size_t             size;
+    void              *map;         /* mmap base when we mapped it, else NULL */
+    char              *label;       /* path (or "<memory>") for messages */
+    uint32_t           version;
+    size_t             alignment;
+    size_t             data_offset; /* start of the tensor data section */
+    int64_t            n_kv;
+    char             **keys;        /* n_kv NUL-terminated copies */
+    orion_gguf_value  *values;      /* n_kv */
+    int64_t            n_tensors;
+    orion_gguf_tensor *tensors;     /* n_tensors */
+    void             **owned;       /* every allocation above, freed together */
+    size_t             n_owned, cap_owned;
+};
+
+size_t orion__gguf_scalar_size(orion_gguf_type t);
+bool   orion__gguf_type_valid(uint32_t t);
+void   orion__gguf_decode_scalar(orion_gguf_type t, const void *p, orion_gguf_value *v);
+
+#endif
