@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR     ?= 0
 CMAKE_FLAGS = -DORION_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
-.PHONY: all build test test-fast test-asan asan run bench clean
+.PHONY: all build test test-fast test-asan asan run bench clean fuzz fuzz-smoke
 
 all: build
 
@@ -39,3 +39,18 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# ---- fuzzing (clang's libFuzzer) ----------------------------------------------
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 20
+FUZZERS       = gguf
+
+fuzz:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORION_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# Runs each fuzzer for FUZZ_SECONDS over its seed corpus (a copy, so the
+# checked-in seeds stay small). Any crash fails the target; crash inputs are
+# left in $(FUZZ_BUILD)/crashes for replay.
+fuzz-smoke: fuzz
+	sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)

@@ -400,6 +400,50 @@ orion_status orion_gguf_writer_set_alignment(orion_gguf_writer *w, uint32_t alig
 /* Writes the file (to PATH.tmp, then renamed over PATH). */
 orion_status orion_gguf_writer_write(orion_gguf_writer *w, const char *path);
 
+
+/* ------------------------------------------------------------------------ */
+/* Converting and quantizing whole models                                    */
+/* ------------------------------------------------------------------------ */
+
+/* What happened to one tensor. */
+typedef struct orion_tensor_report {
+    const char *name;
+    orion_type  from, to;
+    int64_t     n_elems;
+    size_t      bytes_in, bytes_out;
+    double      rmse;     /* RMS of (stored value - source value); 0 when exact */
+    double      rel_err;  /* rmse / RMS of the source values */
+} orion_tensor_report;
+
+typedef struct orion_convert_params {
+    /* Target type of the weight matrices; -1 keeps each tensor's type. The
+     * mixed-precision rule (docs/quantization.md): 1-D tensors (norms,
+     * biases) stay f32; token_embd.weight and output.weight are stored at
+     * q8_0 when the target is smaller than q8_0 (unless keep_embd_q8 is
+     * false); a matrix whose rows are not a multiple of 32 falls back to f16
+     * when the target is a 32-block type. */
+    int          type;
+    bool         keep_embd_q8;  /* default true */
+    bool         calibrate;     /* calibrated quantizer (see orion_quant_params) */
+    /* Per-column importance from llama.cpp's imatrix file (legacy binary
+     * format: mean squared activations per input column); NULL for none. */
+    const char  *imatrix;
+    /* llama2.c sources: the tokenizer.bin to embed (NULL: no vocabulary). */
+    const char  *tokenizer;
+    int          n_threads;     /* 0 = all CPUs */
+    /* Called as each tensor is written; may be NULL. */
+    void       (*on_tensor)(void *user, int64_t index, int64_t count, const orion_tensor_report *report);
+    void        *user;
+} orion_convert_params;
+
+orion_convert_params orion_convert_default_params(void);
+
+/* Converts `src` to a GGUF file `dst`. src may be a GGUF file (re-typed:
+ * this is `orion quantize`) or a llama2.c checkpoint. Tensors are produced
+ * one at a time while writing, so memory holds one output tensor, not the
+ * model. dst is replaced only when complete. */
+orion_status orion_convert(const char *src, const char *dst, const orion_convert_params *params);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,9 @@ static void usage(FILE *f) {
             "  version              print the version, CPU features and kernel set\n"
             "  info FILE            metadata, tensors and memory needed to run a GGUF file\n"
             "                       [--json] [--ctx N]\n"
+            "  convert SRC OUT.gguf  llama2.c checkpoint or GGUF to GGUF [--type T] [--tokenizer F]\n"
+            "  quantize IN OUT --type T   re-type a GGUF: f32 f16 bf16 q8_0 q4_0 q4_1\n"
+            "                       [--calibrate] [--imatrix FILE] [--per-tensor]\n"
             "  bench kernels        measure memory bandwidth, FMA peak and our kernels\n"
             "                       [--json] [--threads N] [--quick]\n"
             "  help                 this text\n");
@@ -37,6 +40,8 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+    if (strcmp(cmd, "convert") == 0) return orion_cli_convert(argc - 2, argv + 2);
+    if (strcmp(cmd, "quantize") == 0) return orion_cli_quantize(argc - 2, argv + 2);
     if (strcmp(cmd, "info") == 0) return orion_cli_info(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return orion_cli_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

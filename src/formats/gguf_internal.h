@@ -24,6 +24,14 @@ struct orion_gguf {
     size_t             n_owned, cap_owned;
 };
 
+/* A tensor whose bytes are produced at write time (so a converter holds one
+ * tensor's output at a time, not the whole model): fn fills dst with exactly
+ * n_bytes and returns a status; an error aborts the write. */
+typedef orion_status (*orion_gguf_produce_fn)(void *user, void *dst, size_t n_bytes);
+
+orion_status orion__gguf_writer_add_tensor_fn(orion_gguf_writer *w, const char *name, orion_type type, int n_dims,
+                                              const int64_t *ne, orion_gguf_produce_fn fn, void *user);
+
 size_t orion__gguf_scalar_size(orion_gguf_type t);
 bool   orion__gguf_type_valid(uint32_t t);
 void   orion__gguf_decode_scalar(orion_gguf_type t, const void *p, orion_gguf_value *v);

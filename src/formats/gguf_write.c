@@ -34,6 +34,8 @@ typedef struct wtensor {
     int64_t     ne[4];
     size_t      n_bytes;
     const void *data;
+    orion_gguf_produce_fn fn; /* when set, data is produced at write time */
+    void       *user;
 } wtensor;
 
 struct orion_gguf_writer {
@@ -245,15 +247,15 @@ orion_status orion_gguf_writer_set_alignment(orion_gguf_writer *w, uint32_t alig
     return orion_gguf_writer_set_u32(w, "general.alignment", alignment);
 }
 
-orion_status orion_gguf_writer_add_tensor(orion_gguf_writer *w, const char *name, orion_type type, int n_dims,
-                                          const int64_t *ne, const void *data) {
+static orion_status add_tensor(orion_gguf_writer *w, const char *name, orion_type type, int n_dims,
+                               const int64_t *ne, const void *data, orion_gguf_produce_fn fn, void *user) {
     if (!w || !name || !*name || !ne) return orion__fail(ORION_ERR_INVALID_ARG, "gguf writer: bad tensor arguments");
     if (strlen(name) > 4096) return orion__fail(ORION_ERR_INVALID_ARG, "gguf writer: tensor name too long");
     if (!orion_type_is_supported((int)type))
         return orion__fail(ORION_ERR_UNSUPPORTED, "gguf writer: tensor '%s': unsupported type %d", name, (int)type);
     if (n_dims < 1 || n_dims > 4)
         return orion__fail(ORION_ERR_INVALID_ARG, "gguf writer: tensor '%s': %d dimensions", name, n_dims);
-    wtensor t = {.type = type, .n_dims = n_dims, .ne = {1, 1, 1, 1}, .data = data};
+    wtensor t = {.type = type, .n_dims = n_dims, .ne = {1, 1, 1, 1}, .data = data, .fn = fn, .user = user};
     size_t rows = 1;
     for (int d = 0; d < n_dims; d++) {
         if (ne[d] < 0) return orion__fail(ORION_ERR_INVALID_ARG, "gguf writer: tensor '%s': negative dimension", name);
@@ -266,7 +268,8 @@ orion_status orion_gguf_writer_add_tensor(orion_gguf_writer *w, const char *name
                            name, (long long)ne[0], (long long)orion_type_block_elems(type));
     if (!orion__mul_ok(orion_type_row_bytes(type, ne[0]), rows, &t.n_bytes))
         return orion__fail(ORION_ERR_RANGE, "gguf writer: tensor '%s': too large", name);
-    if (!data && t.n_bytes) return orion__fail(ORION_ERR_INVALID_ARG, "gguf writer: tensor '%s': no data", name);
+    if (!data && !fn && t.n_bytes)
+        return orion__fail(ORION_ERR_INVALID_ARG, "gguf writer: tensor '%s': no data", name);
     for (size_t i = 0; i < w->n_tensors; i++)
         if (strcmp(w->tensors[i].name, name) == 0)
             return orion__fail(ORION_ERR_INVALID_ARG, "gguf writer: tensor '%s' added twice", name);
@@ -280,6 +283,17 @@ orion_status orion_gguf_writer_add_tensor(orion_gguf_writer *w, const char *name
     if (!(t.name = orion__strdup(name))) return orion__fail(ORION_ERR_NOMEM, "gguf writer: out of memory");
     w->tensors[w->n_tensors++] = t;
     return ORION_OK;
+}
+
+orion_status orion_gguf_writer_add_tensor(orion_gguf_writer *w, const char *name, orion_type type, int n_dims,
+                                          const int64_t *ne, const void *data) {
+    return add_tensor(w, name, type, n_dims, ne, data, NULL, NULL);
+}
+
+orion_status orion__gguf_writer_add_tensor_fn(orion_gguf_writer *w, const char *name, orion_type type, int n_dims,
+                                              const int64_t *ne, orion_gguf_produce_fn fn, void *user) {
+    if (!fn) return orion__fail(ORION_ERR_INVALID_ARG, "gguf writer: tensor '%s': no producer", name ? name : "");
+    return add_tensor(w, name, type, n_dims, ne, NULL, fn, user);
 }
 
 static size_t align_up(size_t x, size_t a) {
@@ -339,12 +353,28 @@ orion_status orion_gguf_writer_write(orion_gguf_writer *w, const char *path) {
     bool ok = fwrite(head.p, 1, head.len, f) == head.len;
     size_t pos = head.len;
     ok = ok && write_zeros(f, align_up(pos, w->alignment) - pos);
-    for (size_t i = 0; ok && i < w->n_tensors; i++) {
+    for (size_t i = 0; ok && st == ORION_OK && i < w->n_tensors; i++) {
         const wtensor *t = &w->tensors[i];
-        ok = fwrite(t->data, 1, t->n_bytes, f) == t->n_bytes;
+        if (t->fn) {
+            void *buf = orion__malloc_aligned(t->n_bytes ? t->n_bytes : 1, 64);
+            if (!buf) {
+                st = orion__fail(ORION_ERR_NOMEM, "%s: tensor '%s': cannot allocate %zu bytes", path, t->name,
+                                 t->n_bytes);
+                break;
+            }
+            st = t->fn(t->user, buf, t->n_bytes);
+            ok = st == ORION_OK && fwrite(buf, 1, t->n_bytes, f) == t->n_bytes;
+            orion__free_aligned(buf);
+        } else {
+            ok = fwrite(t->data, 1, t->n_bytes, f) == t->n_bytes;
+        }
         ok = ok && write_zeros(f, align_up(t->n_bytes, w->alignment) - t->n_bytes);
     }
     if (fclose(f) != 0) ok = false;
+    if (st != ORION_OK) { /* a producer failed: its message stands */
+        remove(tmp);
+        goto done;
+    }
     if (!ok) {
         st = orion__fail(ORION_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
         remove(tmp);

@@ -1,0 +1,352 @@
+/*
+ * convert.c — orion_convert: any supported source (GGUF, llama2.c) to a
+ * GGUF file, with each tensor re-typed by the mixed-precision rule.
+ *
+ * How it works: the source is opened (mapped), its metadata is copied into a
+ * GGUF writer, and each tensor is registered with a producer that runs at
+ * write time. A producer converts its tensor row by row on the thread pool:
+ * source row -> f32 (dequantize) -> target type (reference or calibrated
+ * quantizer) -> back to f32 to measure the error. So the process holds one
+ * output tensor at a time, plus two rows of floats per thread, and the error
+ * table comes out of the same pass.
+ */
+#include "formats/gguf_internal.h"
+#include "formats/llama2c.h"
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+orion_convert_params orion_convert_default_params(void) {
+    orion_convert_params p;
+    memset(&p, 0, sizeof p);
+    p.type = -1;
+    p.keep_embd_q8 = true;
+    return p;
+}
+
+/* ---- imatrix (llama.cpp's legacy binary format) ------------------------------
+ * i32 n_entries; per entry: i32 name_len, name bytes, i32 ncall, i32 nval,
+ * f32 values[nval] (sums of squared activations over ncall calls). */
+typedef struct imatrix_entry {
+    char   *name;
+    int32_t n;
+    float  *values; /* mean squared activation per column */
+} imatrix_entry;
+
+typedef struct imatrix {
+    int32_t        n;
+    imatrix_entry *entries;
+} imatrix;
+
+static void imatrix_free(imatrix *im) {
+    if (!im) return;
+    for (int32_t i = 0; i < im->n; i++) {
+        orion__free(im->entries[i].name);
+        orion__free(im->entries[i].values);
+    }
+    orion__free(im->entries);
+    orion__free(im);
+}
+
+static orion_status imatrix_load(const char *path, imatrix **out) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return orion__fail(ORION_ERR_NOT_FOUND, "%s: cannot open imatrix file", path);
+    orion_status st = ORION_OK;
+    imatrix *im = orion__calloc(1, sizeof *im);
+    int32_t n = 0;
+    if (!im || fread(&n, 4, 1, f) != 1 || n < 0 || n > 100000) {
+        st = im ? orion__fail(ORION_ERR_FORMAT, "%s: bad imatrix entry count", path)
+                : orion__fail(ORION_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    im->entries = orion__calloc((size_t)n ? (size_t)n : 1, sizeof *im->entries);
+    if (!im->entries) {
+        st = orion__fail(ORION_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        int32_t len, ncall, nval;
+        if (fread(&len, 4, 1, f) != 1 || len <= 0 || len > 4096) {
+            st = orion__fail(ORION_ERR_FORMAT, "%s: entry %d: bad name length", path, i);
+            goto done;
+        }
+        imatrix_entry *e = &im->entries[i];
+        im->n = i + 1;
+        e->name = orion__malloc((size_t)len + 1);
+        if (!e->name) {
+            st = orion__fail(ORION_ERR_NOMEM, "%s: out of memory", path);
+            goto done;
+        }
+        if (fread(e->name, 1, (size_t)len, f) != (size_t)len || fread(&ncall, 4, 1, f) != 1 ||
+            fread(&nval, 4, 1, f) != 1 || nval <= 0 || nval > (1 << 24)) {
+            st = orion__fail(ORION_ERR_FORMAT, "%s: entry %d: truncated or bad value count", path, i);
+            goto done;
+        }
+        e->name[len] = '\0';
+        e->n = nval;
+        e->values = orion__malloc((size_t)nval * sizeof(float));
+        if (!e->values) {
+            st = orion__fail(ORION_ERR_NOMEM, "%s: out of memory", path);
+            goto done;
+        }
+        if (fread(e->values, 4, (size_t)nval, f) != (size_t)nval) {
+            st = orion__fail(ORION_ERR_FORMAT, "%s: entry '%s': truncated values", path, e->name);
+            goto done;
+        }
+        float scale = ncall > 0 ? 1.0f / (float)ncall : 1.0f;
+        for (int32_t j = 0; j < nval; j++) {
+            float v = e->values[j] * scale;
+            e->values[j] = (isfinite(v) && v > 0.0f) ? v : 0.0f;
+        }
+    }
+done:
+    fclose(f);
+    if (st != ORION_OK) {
+        imatrix_free(im);
+        return st;
+    }
+    *out = im;
+    return ORION_OK;
+}
+
+static const float *imatrix_find(const imatrix *im, const char *name, int64_t n) {
+    if (!im) return NULL;
+    for (int32_t i = 0; i < im->n; i++)
+        if (strcmp(im->entries[i].name, name) == 0 && im->entries[i].n == n) return im->entries[i].values;
+    return NULL;
+}
+
+/* ---- the type rule ------------------------------------------------------------ */
+
+static bool is_embedding_or_head(const char *name) {
+    return strcmp(name, "token_embd.weight") == 0 || strcmp(name, "output.weight") == 0;
+}
+
+static orion_type target_type(const orion_convert_params *p, const char *name, orion_type from, int n_dims,
+                              int64_t ne0) {
+    if (p->type < 0) return from;
+    orion_type to = (orion_type)p->type;
+    if (n_dims == 1) return ORION_TYPE_F32; /* norms and biases */
+    if (p->keep_embd_q8 && is_embedding_or_head(name) && orion_type_bits_per_weight(to) < 8.5)
+        to = ORION_TYPE_Q8_0;
+    if (ne0 % orion_type_block_elems(to) != 0) to = ORION_TYPE_F16;
+    return to;
+}
+
+/* ---- tensor producers ----------------------------------------------------------- */
+
+typedef struct tensor_job {
+    const char        *name;
+    orion_type         from, to;
+    int64_t            n_rows, n_per_row;
+    const void        *src;        /* n_rows rows of `from` */
+    const float       *importance; /* n_per_row, or NULL */
+    bool               calibrate;
+    int64_t            index, count;
+    const orion_convert_params *params;
+} tensor_job;
+
+typedef struct row_task {
+    const tensor_job *job;
+    uint8_t          *dst;
+    float            *bufs;   /* per thread: 2 * n_per_row floats */
+    double           *sums;   /* per thread: squared error, squared source */
+    int               nth;
+} row_task;
+
+static void convert_rows(void *arg, int ith, int nth) {
+    row_task *t = arg;
+    const tensor_job *j = t->job;
+    const orion_kernels *k = orion__kernels();
+    size_t in_row = orion_type_row_bytes(j->from, j->n_per_row);
+    size_t out_row = orion_type_row_bytes(j->to, j->n_per_row);
+    float *x = t->bufs + (size_t)ith * 2 * (size_t)j->n_per_row, *y = x + j->n_per_row;
+    double err = 0.0, ref = 0.0;
+    orion_quant_params qp = {j->calibrate, j->importance};
+    for (int64_t r = ith; r < j->n_rows; r += nth) {
+        const uint8_t *s = (const uint8_t *)j->src + (size_t)r * in_row;
+        uint8_t *d = t->dst + (size_t)r * out_row;
+        k->dequantize_row[j->from](s, x, j->n_per_row);
+        if (j->to == ORION_TYPE_F32) memcpy(d, x, out_row);
+        else orion_quantize(j->to, x, d, 1, j->n_per_row, &qp);
+        k->dequantize_row[j->to](d, y, j->n_per_row);
+        for (int64_t i = 0; i < j->n_per_row; i++) {
+            double e = (double)y[i] - (double)x[i];
+            err += e * e;
+            ref += (double)x[i] * (double)x[i];
+        }
+    }
+    t->sums[2 * ith] = err;
+    t->sums[2 * ith + 1] = ref;
+}
+
+typedef struct convert_ctx {
+    orion_threadpool *pool;
+    int               n_threads;
+} convert_ctx;
+
+typedef struct producer {
+    tensor_job  job;
+    convert_ctx *ctx;
+} producer;
+
+static orion_status produce(void *user, void *dst, size_t n_bytes) {
+    producer *p = user;
+    tensor_job *j = &p->job;
+    int nth = p->ctx->n_threads;
+    orion_tensor_report rep = {j->name, j->from, j->to, j->n_rows * j->n_per_row,
+                               orion_type_row_bytes(j->from, j->n_per_row) * (size_t)j->n_rows, n_bytes, 0.0, 0.0};
+    if (j->from == j->to) {
+        memcpy(dst, j->src, n_bytes);
+    } else {
+        float *bufs = orion__malloc((size_t)nth * 2 * (size_t)j->n_per_row * sizeof(float));
+        double *sums = orion__calloc((size_t)nth * 2, sizeof(double));
+        if (!bufs || !sums) {
+            orion__free(bufs);
+            orion__free(sums);
+            return orion__fail(ORION_ERR_NOMEM, "tensor '%s': out of memory for row buffers", j->name);
+        }
+        row_task t = {j, dst, bufs, sums, nth};
+        orion_threadpool_run(p->ctx->pool, convert_rows, &t);
+        double err = 0.0, ref = 0.0;
+        for (int i = 0; i < nth; i++) err += sums[2 * i], ref += sums[2 * i + 1];
+        orion__free(bufs);
+        orion__free(sums);
+        double n = (double)ORION_MAX(rep.n_elems, 1);
+        rep.rmse = sqrt(err / n);
+        rep.rel_err = ref > 0.0 ? sqrt(err / ref) : 0.0;
+    }
+    if (j->params->on_tensor) j->params->on_tensor(j->params->user, j->index, j->count, &rep);
+    return ORION_OK;
+}
+
+/* ---- sources -------------------------------------------------------------------- */
+
+typedef struct source_tensor {
+    const char *name;
+    orion_type  type;
+    int         n_dims;
+    int64_t     ne[4];
+    const void *data;
+} source_tensor;
+
+static orion_status add_tensors(orion_gguf_writer *w, const source_tensor *ts, int64_t n,
+                                const orion_convert_params *p, const imatrix *im, convert_ctx *ctx,
+                                producer **out_producers) {
+    producer *prods = orion__calloc((size_t)(n ? n : 1), sizeof *prods);
+    if (!prods) return orion__fail(ORION_ERR_NOMEM, "convert: out of memory");
+    *out_producers = prods;
+    for (int64_t i = 0; i < n; i++) {
+        const source_tensor *t = &ts[i];
+        orion_type to = target_type(p, t->name, t->type, t->n_dims, t->ne[0]);
+        producer *pr = &prods[i];
+        pr->ctx = ctx;
+        pr->job = (tensor_job){t->name, t->type, to, t->ne[1] * t->ne[2] * t->ne[3], t->ne[0], t->data,
+                               imatrix_find(im, t->name, t->ne[0]), p->calibrate, i, n, p};
+        orion_status st = orion__gguf_writer_add_tensor_fn(w, t->name, to, t->n_dims, t->ne, produce, pr);
+        if (st != ORION_OK) return st;
+    }
+    return ORION_OK;
+}
+
+static bool is_gguf_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+orion_status orion_convert(const char *src, const char *dst, const orion_convert_params *params) {
+    if (!src || !dst) return orion__fail(ORION_ERR_INVALID_ARG, "orion_convert: NULL path");
+    orion_convert_params p = params ? *params : orion_convert_default_params();
+    if (p.type >= 0 && !orion_type_is_supported(p.type))
+        return orion__fail(ORION_ERR_UNSUPPORTED, "orion_convert: unsupported target type %d", p.type);
+
+    orion_status st;
+    orion_gguf *g = NULL;
+    orion_llama2c *l2 = NULL;
+    orion_llama2c_vocab *vocab = NULL;
+    orion_llama2c_tensor *l2_tensors = NULL;
+    orion_gguf_writer *w = NULL;
+    imatrix *im = NULL;
+    source_tensor *ts = NULL;
+    producer *prods = NULL;
+    int64_t n = 0;
+    convert_ctx ctx = {NULL, 1};
+
+    if ((st = orion_gguf_writer_init(&w)) != ORION_OK) goto done;
+    if (p.imatrix && (st = imatrix_load(p.imatrix, &im)) != ORION_OK) goto done;
+
+    if (is_gguf_file(src)) {
+        if ((st = orion_gguf_open(src, &g)) != ORION_OK) goto done;
+        for (int64_t i = 0; i < orion_gguf_n_kv(g); i++) {
+            const char *key = orion_gguf_kv_key(g, i);
+            if (strcmp(key, "general.alignment") == 0) continue;
+            if ((st = orion_gguf_writer_set(w, key, orion_gguf_kv_value(g, i))) != ORION_OK) goto done;
+        }
+        n = orion_gguf_n_tensors(g);
+        ts = orion__calloc((size_t)(n ? n : 1), sizeof *ts);
+        if (!ts) {
+            st = orion__fail(ORION_ERR_NOMEM, "convert: out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            const orion_gguf_tensor *t = orion_gguf_tensor_at(g, i);
+            ts[i] = (source_tensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, t->data};
+        }
+    } else {
+        if ((st = orion__llama2c_open(src, &l2)) != ORION_OK) {
+            if (st == ORION_ERR_FORMAT) { /* say what else it could have been */
+                char why[768];
+                snprintf(why, sizeof why, "%s", orion_last_error());
+                st = orion__fail(st, "%s (and it is not a GGUF file)", why);
+            }
+            goto done;
+        }
+        if (p.tokenizer && (st = orion__llama2c_vocab_load(p.tokenizer, l2->vocab_size, &vocab)) != ORION_OK)
+            goto done;
+        if ((st = orion__llama2c_write_metadata(l2, vocab, base_name(src), w)) != ORION_OK) goto done;
+        n = orion__llama2c_n_tensors(l2);
+        l2_tensors = orion__calloc((size_t)n, sizeof *l2_tensors);
+        ts = orion__calloc((size_t)n, sizeof *ts);
+        if (!ts || !l2_tensors) {
+            st = orion__fail(ORION_ERR_NOMEM, "convert: out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            orion_llama2c_tensor *t = &l2_tensors[i];
+            orion__llama2c_tensor(l2, i, t);
+            ts[i] = (source_tensor){t->name, ORION_TYPE_F32, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]},
+                                    t->data};
+        }
+    }
+
+    orion_threadpool_params tp = orion_threadpool_default_params();
+    tp.n_threads = p.n_threads;
+    if ((st = orion_threadpool_init(&tp, &ctx.pool)) != ORION_OK) goto done;
+    ctx.n_threads = orion_threadpool_n_threads(ctx.pool);
+    if ((st = add_tensors(w, ts, n, &p, im, &ctx, &prods)) != ORION_OK) goto done;
+    st = orion_gguf_writer_write(w, dst);
+
+done:
+    orion_threadpool_free(ctx.pool);
+    orion_gguf_writer_free(w);
+    orion__free(prods);
+    orion__free(l2_tensors);
+    orion__free(ts);
+    imatrix_free(im);
+    orion__llama2c_vocab_free(vocab);
+    orion__llama2c_free(l2);
+    orion_gguf_free(g);
+    return st;
+}

@@ -1,0 +1,188 @@
+/*
+ * cmd_convert.c — `orion convert` and `orion quantize`: run orion_convert,
+ * show a progress bar on a terminal, and finish with a measured table: per
+ * tensor and per tensor group (the name without its "blk.N." prefix) and in
+ * total — bytes before and after, the reduction, and the quantization error
+ * (RMSE and relative RMSE against the source values).
+ */
+#include "cli.h"
+#include "orion.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_GROUPS 64
+
+typedef struct group {
+    char   name[64];
+    int    n;
+    size_t bytes_in, bytes_out;
+    double sq_err, sq_ref, n_elems;
+    char   types[64];
+} group;
+
+typedef struct report_state {
+    bool   tty;
+    bool   per_tensor;
+    FILE  *table;      /* per-tensor lines are buffered here until the end */
+    group  groups[MAX_GROUPS];
+    int    n_groups;
+    group  total;
+} report_state;
+
+static const char *group_name(const char *name) {
+    if (strncmp(name, "blk.", 4) == 0) {
+        const char *dot = strchr(name + 4, '.');
+        if (dot) return dot + 1;
+    }
+    return name;
+}
+
+static void add_to(group *g, const orion_tensor_report *r) {
+    g->n++;
+    g->bytes_in += r->bytes_in;
+    g->bytes_out += r->bytes_out;
+    double n = (double)r->n_elems;
+    g->sq_err += r->rmse * r->rmse * n;
+    if (r->rel_err > 0.0) g->sq_ref += (r->rmse / r->rel_err) * (r->rmse / r->rel_err) * n;
+    else if (r->rmse == 0.0) g->sq_ref += 0.0;
+    g->n_elems += n;
+    char t[24];
+    snprintf(t, sizeof t, "%s->%s", orion_type_name(r->from), orion_type_name(r->to));
+    if (!strstr(g->types, t) && strlen(g->types) + strlen(t) + 2 < sizeof g->types) {
+        if (g->types[0]) strcat(g->types, ",");
+        strcat(g->types, t);
+    }
+}
+
+static void on_tensor(void *user, int64_t index, int64_t count, const orion_tensor_report *r) {
+    report_state *s = user;
+    const char *gn = group_name(r->name);
+    group *g = NULL;
+    for (int i = 0; i < s->n_groups; i++)
+        if (strcmp(s->groups[i].name, gn) == 0) g = &s->groups[i];
+    if (!g && s->n_groups < MAX_GROUPS) {
+        g = &s->groups[s->n_groups++];
+        memset(g, 0, sizeof *g);
+        snprintf(g->name, sizeof g->name, "%s", gn);
+    }
+    if (g) add_to(g, r);
+    add_to(&s->total, r);
+    if (s->per_tensor && s->table) {
+        char types[32];
+        snprintf(types, sizeof types, "%s->%s", orion_type_name(r->from), orion_type_name(r->to));
+        fprintf(s->table, "  %-32s %-13s %12zu %12zu %7.1f%% %11.3e %9.5f\n", r->name, types, r->bytes_in,
+                r->bytes_out,
+                r->bytes_in ? 100.0 * (1.0 - (double)r->bytes_out / (double)r->bytes_in) : 0.0, r->rmse, r->rel_err);
+    }
+    if (s->tty) {
+        int width = 30, filled = (int)((index + 1) * width / (count ? count : 1));
+        fprintf(stderr, "\r[%.*s%*s] %3d%% %lld/%lld %-40.40s", filled, "##############################",
+                width - filled, "", (int)((index + 1) * 100 / (count ? count : 1)), (long long)(index + 1),
+                (long long)count, r->name);
+        if (index + 1 == count) fputc('\n', stderr);
+        fflush(stderr);
+    }
+}
+
+static void print_group(const group *g) {
+    double rmse = g->n_elems > 0 ? sqrt(g->sq_err / g->n_elems) : 0.0;
+    double rel = g->sq_ref > 0 ? sqrt(g->sq_err / g->sq_ref) : 0.0;
+    printf("  %-24s %3d %-18s %12zu %12zu %7.1f%% %11.3e %9.5f\n", g->name, g->n, g->types, g->bytes_in, g->bytes_out,
+           g->bytes_in ? 100.0 * (1.0 - (double)g->bytes_out / (double)g->bytes_in) : 0.0, rmse, rel);
+}
+
+static int usage(const char *cmd) {
+    if (strcmp(cmd, "quantize") == 0)
+        fprintf(stderr, "usage: orion quantize IN.gguf OUT.gguf --type f32|f16|bf16|q8_0|q4_0|q4_1 "
+                        "[--calibrate] [--imatrix FILE] [--no-q8-embd] [--per-tensor] [--threads N]\n");
+    else
+        fprintf(stderr, "usage: orion convert SRC OUT.gguf [--type T] [--tokenizer tokenizer.bin] [--calibrate] "
+                        "[--imatrix FILE] [--no-q8-embd] [--per-tensor] [--threads N]\n"
+                        "  SRC: a llama2.c checkpoint (.bin) or a GGUF file\n");
+    return 2;
+}
+
+static int run(const char *cmd, int argc, char **argv) {
+    orion_convert_params p = orion_convert_default_params();
+    const char *src = NULL, *dst = NULL;
+    report_state s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.total.name, sizeof s.total.name, "total");
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--type") == 0 && i + 1 < argc) {
+            orion_type t;
+            if (orion_type_from_name(argv[++i], &t) != ORION_OK) {
+                fprintf(stderr, "orion %s: %s\n", cmd, orion_last_error());
+                return 2;
+            }
+            p.type = (int)t;
+        } else if (strcmp(a, "--tokenizer") == 0 && i + 1 < argc) {
+            p.tokenizer = argv[++i];
+        } else if (strcmp(a, "--imatrix") == 0 && i + 1 < argc) {
+            p.imatrix = argv[++i];
+            p.calibrate = true;
+        } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+            p.n_threads = atoi(argv[++i]);
+            if (p.n_threads < 0 || p.n_threads > 1024) return usage(cmd);
+        } else if (strcmp(a, "--calibrate") == 0) {
+            p.calibrate = true;
+        } else if (strcmp(a, "--no-q8-embd") == 0) {
+            p.keep_embd_q8 = false;
+        } else if (strcmp(a, "--per-tensor") == 0) {
+            s.per_tensor = true;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "orion %s: unknown option '%s'\n", cmd, a);
+            return usage(cmd);
+        } else if (!src) {
+            src = a;
+        } else if (!dst) {
+            dst = a;
+        } else {
+            return usage(cmd);
+        }
+    }
+    if (!src || !dst) return usage(cmd);
+    if (strcmp(cmd, "quantize") == 0 && p.type < 0) {
+        fprintf(stderr, "orion quantize: --type is required\n");
+        return usage(cmd);
+    }
+    s.tty = isatty(STDERR_FILENO);
+    s.table = s.per_tensor ? tmpfile() : NULL;
+    p.on_tensor = on_tensor;
+    p.user = &s;
+    orion_status st = orion_convert(src, dst, &p);
+    if (st != ORION_OK) {
+        if (s.tty) fputc('\n', stderr);
+        fprintf(stderr, "orion %s: %s\n", cmd, orion_last_error());
+        if (s.table) fclose(s.table);
+        return 1;
+    }
+    printf("wrote %s\n", dst);
+    if (s.table) {
+        printf("\n  %-32s %-13s %12s %12s %8s %11s %9s\n", "tensor", "", "bytes before", "bytes after", "saved",
+               "rmse", "rel err");
+        rewind(s.table);
+        char line[512];
+        while (fgets(line, sizeof line, s.table)) fputs(line, stdout);
+        fclose(s.table);
+    }
+    printf("\n  %-24s %3s %-18s %12s %12s %8s %11s %9s\n", "group", "n", "types", "bytes before", "bytes after",
+           "saved", "rmse", "rel err");
+    for (int i = 0; i < s.n_groups; i++) print_group(&s.groups[i]);
+    s.total.types[0] = '\0';
+    print_group(&s.total);
+    return 0;
+}
+
+int orion_cli_convert(int argc, char **argv) {
+    return run("convert", argc, argv);
+}
+
+int orion_cli_quantize(int argc, char **argv) {
+    return run("quantize", argc, argv);
+}
