@@ -444,6 +444,80 @@ orion_convert_params orion_convert_default_params(void);
  * model. dst is replaced only when complete. */
 orion_status orion_convert(const char *src, const char *dst, const orion_convert_params *params);
 
+
+/* ------------------------------------------------------------------------ */
+/* LLM: Llama / Mistral decoders                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A decoder loaded from a GGUF file (architecture "llama"; Mistral files
+ * use it too) or a llama2.c checkpoint. Weights stay in the mapped file in
+ * their stored type. The KV cache is allocated once at load for n_ctx
+ * positions; scratch comes from an arena sized at load. One thread at a time
+ * per handle; several handles may share nothing but the file mapping. */
+typedef struct orion_llm orion_llm;
+
+typedef struct orion_llm_params {
+    int         n_ctx;       /* KV cache positions; 0 = the model's context length (capped at 4096) */
+    int         n_batch;     /* max tokens per prefill step (default 256) */
+    int         n_threads;   /* 0 = all CPUs */
+    orion_type  kv_type;     /* ORION_TYPE_F16 (default) or ORION_TYPE_F32 */
+    const char *tokenizer;   /* llama2.c checkpoints: path of tokenizer.bin */
+} orion_llm_params;
+
+typedef struct orion_llm_info {
+    char     arch[32];
+    int      n_vocab, n_ctx, n_ctx_train, n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim, n_rot;
+    int      sliding_window;  /* 0 = none */
+    float    rope_freq_base, rms_eps;
+    int32_t  bos, eos;
+    size_t   weight_bytes;    /* tensor bytes in the mapping */
+    size_t   kv_bytes;        /* KV cache */
+    size_t   scratch_bytes;   /* arena capacity */
+} orion_llm_info;
+
+orion_llm_params orion_llm_default_params(void);
+orion_status     orion_llm_load(const char *path, const orion_llm_params *params, orion_llm **out);
+void             orion_llm_free(orion_llm *llm);
+void             orion_llm_get_info(const orion_llm *llm, orion_llm_info *out);
+
+/* Tokenizes text (len bytes, UTF-8) with the model's SentencePiece vocabulary
+ * as llama.cpp does (space prefix, highest-score merges, byte fallback).
+ * Writes at most n_max ids; *n_out gets the number needed (> n_max means the
+ * buffer was too small: ORION_ERR_RANGE). add_bos prepends BOS. */
+orion_status orion_llm_tokenize(const orion_llm *llm, const char *text, size_t len, bool add_bos,
+                                int32_t *tokens, int32_t n_max, int32_t *n_out);
+/* The bytes a token stands for (byte tokens decoded, U+2581 as a space,
+ * control tokens empty). Writes at most size bytes, returns the length. */
+size_t orion_llm_token_to_piece(const orion_llm *llm, int32_t token, char *buf, size_t size);
+
+/* Runs n tokens at positions [pos, pos + n) through the decoder, appending
+ * them to the KV cache (entries at >= pos are overwritten). logits: NULL,
+ * or n_vocab floats for the last token, or (all_logits) n * n_vocab floats.
+ * Errors: ORION_ERR_RANGE past n_ctx, ORION_ERR_INVALID_ARG for bad ids. */
+orion_status orion_llm_eval(orion_llm *llm, const int32_t *tokens, int32_t n, int32_t pos,
+                            float *logits, bool all_logits);
+
+/* ---- sampling ---- */
+
+typedef struct orion_sampler_params {
+    float    temperature;     /* 0 = greedy (argmax) */
+    int      top_k;           /* 0 = off */
+    float    top_p;           /* 1 = off */
+    float    min_p;           /* 0 = off */
+    float    repeat_penalty;  /* 1 = off */
+    int      repeat_last_n;   /* tokens of history the penalty looks at */
+    uint64_t seed;
+} orion_sampler_params;
+
+typedef struct orion_sampler orion_sampler;
+
+orion_sampler_params orion_sampler_default_params(void);
+orion_status orion_sampler_init(const orion_sampler_params *params, int n_vocab, orion_sampler **out);
+void         orion_sampler_free(orion_sampler *s);
+/* Picks a token from logits (n_vocab, modified in place by the penalty and
+ * temperature); history holds the previous n_history tokens. */
+int32_t      orion_sampler_sample(orion_sampler *s, float *logits, const int32_t *history, int n_history);
+
 #ifdef __cplusplus
 }
 #endif

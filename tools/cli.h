@@ -11,5 +11,6 @@ int orion_cli_bench_kernels(int argc, char **argv);  /* bench/bench_kernels.c */
 int orion_cli_info(int argc, char **argv);           /* tools/cmd_info.c */
 int orion_cli_convert(int argc, char **argv);        /* tools/cmd_convert.c */
 int orion_cli_quantize(int argc, char **argv);       /* tools/cmd_convert.c */
+int orion_cli_run(int argc, char **argv);            /* tools/cmd_run.c */
 
 #endif

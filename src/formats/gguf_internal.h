@@ -33,6 +33,8 @@ orion_status orion__gguf_writer_add_tensor_fn(orion_gguf_writer *w, const char *
                                               const int64_t *ne, orion_gguf_produce_fn fn, void *user);
 
 size_t orion__gguf_scalar_size(orion_gguf_type t);
+/* True for an array whose elements are numbers (or bools). */
+bool   orion__gguf_value_is_number_array(const orion_gguf_value *v);
 bool   orion__gguf_type_valid(uint32_t t);
 void   orion__gguf_decode_scalar(orion_gguf_type t, const void *p, orion_gguf_value *v);
 

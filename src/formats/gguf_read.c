@@ -104,6 +104,10 @@ size_t orion__gguf_scalar_size(orion_gguf_type t) {
     return 0;
 }
 
+bool orion__gguf_value_is_number_array(const orion_gguf_value *v) {
+    return v && v->type == ORION_GGUF_ARRAY && orion__gguf_scalar_size(v->v.arr.elem_type) > 0;
+}
+
 bool orion__gguf_type_valid(uint32_t t) {
     return t <= ORION_GGUF_F64;
 }
