@@ -518,6 +518,33 @@ void         orion_sampler_free(orion_sampler *s);
  * temperature); history holds the previous n_history tokens. */
 int32_t      orion_sampler_sample(orion_sampler *s, float *logits, const int32_t *history, int n_history);
 
+
+/* ---- quality measures ---- */
+
+typedef struct orion_perplexity_result {
+    double  ppl;          /* exp(mean negative log-likelihood) */
+    double  nll_mean;     /* mean negative log-likelihood (nats) */
+    double  nll_stderr;   /* its standard error */
+    int64_t n_scored;     /* positions scored */
+    int     n_chunks;
+    /* with a base model (llama.cpp's quantization measures): */
+    bool    has_base;
+    double  kl_mean;      /* mean KL(base || model) of the next-token distributions */
+    double  kl_stderr;
+    double  kl_max;
+    double  top1_agree;   /* share of positions where both argmaxes agree */
+    double  base_ppl;
+} orion_perplexity_result;
+
+/* Perplexity of `llm` on text, as llama.cpp computes it: the text is
+ * tokenized once and cut into chunks of n_chunk tokens, each starting with
+ * BOS; the second half of each chunk is scored. With `base` (same
+ * vocabulary), also KL divergence and top-1 agreement against it. n_chunk is
+ * clamped to the models' contexts. ORION_ERR_RANGE if the text is shorter
+ * than one chunk of 16 tokens. */
+orion_status orion_llm_perplexity(orion_llm *llm, orion_llm *base, const char *text, size_t len, int n_chunk,
+                                  orion_perplexity_result *out);
+
 #ifdef __cplusplus
 }
 #endif
