@@ -439,7 +439,11 @@ typedef struct orion_convert_params {
 orion_convert_params orion_convert_default_params(void);
 
 /* Converts `src` to a GGUF file `dst`. src may be a GGUF file (re-typed:
- * this is `orion quantize`) or a llama2.c checkpoint. Tensors are produced
+ * this is `orion quantize`), a llama2.c checkpoint, or a Hugging Face model
+ * directory (config.json, model.safetensors or sharded safetensors with
+ * model.safetensors.index.json, and the tokenizer files) of a BertModel,
+ * LlamaForCausalLM or MistralForCausalLM, written with llama.cpp's tensor
+ * names and metadata keys (params->tokenizer is not used). Tensors are produced
  * one at a time while writing, so memory holds one output tensor, not the
  * model. dst is replaced only when complete. */
 orion_status orion_convert(const char *src, const char *dst, const orion_convert_params *params);
@@ -486,6 +490,10 @@ void             orion_llm_get_info(const orion_llm *llm, orion_llm_info *out);
  * buffer was too small: ORION_ERR_RANGE). add_bos prepends BOS. */
 orion_status orion_llm_tokenize(const orion_llm *llm, const char *text, size_t len, bool add_bos,
                                 int32_t *tokens, int32_t n_max, int32_t *n_out);
+/* Same, but control and user-defined pieces written in the text ("<s>",
+ * "</s>", "<|im_start|>") become their ids: for chat-formatted prompts. */
+orion_status orion_llm_tokenize_special(const orion_llm *llm, const char *text, size_t len, bool add_bos,
+                                        int32_t *tokens, int32_t n_max, int32_t *n_out);
 /* The bytes a token stands for (byte tokens decoded, U+2581 as a space,
  * control tokens empty). Writes at most size bytes, returns the length. */
 size_t orion_llm_token_to_piece(const orion_llm *llm, int32_t token, char *buf, size_t size);

@@ -349,7 +349,12 @@ void orion_llm_get_info(const orion_llm *m, orion_llm_info *out) {
 
 orion_status orion_llm_tokenize(const orion_llm *m, const char *text, size_t len, bool add_bos, int32_t *tokens,
                                 int32_t n_max, int32_t *n_out) {
-    return orion__spm_tokenize(m->vocab, text, len, add_bos, tokens, n_max, n_out);
+    return orion__spm_tokenize(m->vocab, text, len, add_bos, false, tokens, n_max, n_out);
+}
+
+orion_status orion_llm_tokenize_special(const orion_llm *m, const char *text, size_t len, bool add_bos,
+                                        int32_t *tokens, int32_t n_max, int32_t *n_out) {
+    return orion__spm_tokenize(m->vocab, text, len, add_bos, true, tokens, n_max, n_out);
 }
 
 size_t orion_llm_token_to_piece(const orion_llm *m, int32_t token, char *buf, size_t size) {

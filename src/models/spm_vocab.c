@@ -56,6 +56,12 @@ static orion_status build_index(orion_spm_vocab *v) {
         while (v->slots[i]) i = (i + 1) & mask;
         v->slots[i] = (uint32_t)id + 1;
     }
+    v->special = orion__malloc(sizeof(int32_t) * (size_t)v->n);
+    if (!v->special) return orion__fail(ORION_ERR_NOMEM, "vocabulary: cannot allocate the index");
+    v->n_special = 0;
+    for (int32_t id = 0; id < v->n; id++)
+        if ((v->type[id] == ORION_TOKEN_CONTROL || v->type[id] == ORION_TOKEN_USER_DEFINED) && v->len[id] > 0)
+            v->special[v->n_special++] = id;
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
@@ -90,6 +96,7 @@ void orion__spm_vocab_free(orion_spm_vocab *v) {
     orion__free(v->score);
     orion__free(v->type);
     orion__free(v->slots);
+    orion__free(v->special);
     orion__free(v);
 }
 
@@ -273,21 +280,18 @@ static void emit(out_tokens *o, int32_t id) {
     o->n++;
 }
 
-orion_status orion__spm_tokenize(const orion_spm_vocab *v, const char *text, size_t len, bool add_bos,
-                                 int32_t *tokens, int32_t n_max, int32_t *n_out) {
-    if (!text && len) return orion__fail(ORION_ERR_INVALID_ARG, "tokenize: NULL text");
-    if (len > (1u << 28)) return orion__fail(ORION_ERR_RANGE, "tokenize: text of %zu bytes is too long", len);
-    out_tokens o = {tokens, n_max < 0 ? 0 : n_max, 0};
-    if (add_bos) emit(&o, v->bos);
+/* BPE over one fragment of plain text (no special tokens in it). */
+static orion_status tokenize_fragment(const orion_spm_vocab *v, const char *text, size_t len, bool space_prefix,
+                                      out_tokens *o) {
     orion_status st = ORION_OK;
     char *buf = NULL;
     symbol *sym = NULL;
     heap h = {0};
-    if (len > 0) {
+    {
         /* 1. space prefix, spaces as U+2581 (3 bytes) */
-        size_t spaces = v->add_space_prefix ? 1 : 0;
+        size_t spaces = space_prefix ? 1 : 0;
         for (size_t i = 0; i < len; i++) spaces += text[i] == ' ';
-        size_t n = len + 2 * spaces + (v->add_space_prefix ? 1 : 0);
+        size_t n = len + 2 * spaces + (space_prefix ? 1 : 0);
         buf = orion__malloc(n + 1);
         sym = orion__malloc((n + 1) * sizeof *sym);
         if (!buf || !sym) {
@@ -295,7 +299,7 @@ orion_status orion__spm_tokenize(const orion_spm_vocab *v, const char *text, siz
             goto done;
         }
         size_t w = 0;
-        if (v->add_space_prefix) memcpy(buf + w, "\xe2\x96\x81", 3), w += 3;
+        if (space_prefix) memcpy(buf + w, "\xe2\x96\x81", 3), w += 3;
         for (size_t i = 0; i < len; i++) {
             if (text[i] == ' ') memcpy(buf + w, "\xe2\x96\x81", 3), w += 3;
             else buf[w++] = text[i];
@@ -327,12 +331,12 @@ orion_status orion__spm_tokenize(const orion_spm_vocab *v, const char *text, siz
         for (int32_t i = 0; i >= 0 && i < n_sym; i = sym[i].next) {
             int32_t id = orion__spm_vocab_find(v, sym[i].text, sym[i].len);
             if (id >= 0) {
-                emit(&o, id);
+                emit(o, id);
                 continue;
             }
             for (uint32_t k = 0; k < sym[i].len; k++) {
                 int32_t bid = v->byte_id[(uint8_t)sym[i].text[k]];
-                emit(&o, bid >= 0 ? bid : v->unk);
+                emit(o, bid >= 0 ? bid : v->unk);
             }
         }
     }
@@ -343,7 +347,42 @@ done:
     orion__free(h.a);
     orion__free(sym);
     orion__free(buf);
-    if (st != ORION_OK) return st;
+    return st;
+}
+
+/* The special (control or user-defined) piece that text starts with, the
+ * longest one if several do; -1 if none. */
+static int32_t special_at(const orion_spm_vocab *v, const char *text, size_t len) {
+    int32_t best = -1;
+    for (int32_t i = 0; i < v->n_special; i++) {
+        int32_t id = v->special[i];
+        if (v->len[id] <= len && memcmp(text, v->text[id], v->len[id]) == 0 && (best < 0 || v->len[id] > v->len[best]))
+            best = id;
+    }
+    return best;
+}
+
+orion_status orion__spm_tokenize(const orion_spm_vocab *v, const char *text, size_t len, bool add_bos,
+                                 bool parse_special, int32_t *tokens, int32_t n_max, int32_t *n_out) {
+    if (!text && len) return orion__fail(ORION_ERR_INVALID_ARG, "tokenize: NULL text");
+    if (len > (1u << 28)) return orion__fail(ORION_ERR_RANGE, "tokenize: text of %zu bytes is too long", len);
+    out_tokens o = {tokens, n_max < 0 ? 0 : n_max, 0};
+    if (add_bos) emit(&o, v->bos);
+    orion_status st = ORION_OK;
+    /* Plain text fragments between special pieces get the space prefix when
+     * they start the text or follow a special piece (as llama.cpp does). */
+    bool prefix = v->add_space_prefix;
+    size_t start = 0;
+    for (size_t i = 0; parse_special && i < len; i++) {
+        int32_t id = special_at(v, text + i, len - i);
+        if (id < 0) continue;
+        if (i > start && (st = tokenize_fragment(v, text + start, i - start, prefix, &o)) != ORION_OK) return st;
+        emit(&o, id);
+        prefix = v->add_space_prefix;
+        i += v->len[id] - 1;
+        start = i + 1;
+    }
+    if (start < len && (st = tokenize_fragment(v, text + start, len - start, prefix, &o)) != ORION_OK) return st;
     if (n_out) *n_out = o.n;
     if (o.n > o.n_max)
         return orion__fail(ORION_ERR_RANGE, "tokenize: %d tokens do not fit in a buffer of %d", o.n, o.n_max);

@@ -26,6 +26,8 @@ typedef struct orion_spm_vocab {
     int32_t   byte_id[256]; /* id of "<0xNN>", -1 when absent */
     uint32_t *slots;    /* open-addressing hash: piece -> id + 1 (0 = empty) */
     uint32_t  n_slots;  /* power of two */
+    int32_t  *special;  /* ids of control and user-defined pieces */
+    int32_t   n_special;
     int32_t   bos, eos, unk;
     bool      add_space_prefix;
 } orion_spm_vocab;
@@ -39,9 +41,11 @@ void         orion__spm_vocab_free(orion_spm_vocab *v);
 /* id of a piece, or -1. */
 int32_t orion__spm_vocab_find(const orion_spm_vocab *v, const char *s, size_t len);
 
-/* Tokenizes text; see orion_llm_tokenize. */
+/* Tokenizes text; see orion_llm_tokenize. parse_special: control and
+ * user-defined pieces written in the text ("<s>", "<|im_start|>") become
+ * their ids instead of being spelled out. */
 orion_status orion__spm_tokenize(const orion_spm_vocab *v, const char *text, size_t len, bool add_bos,
-                                 int32_t *tokens, int32_t n_max, int32_t *n_out);
+                                 bool parse_special, int32_t *tokens, int32_t n_max, int32_t *n_out);
 size_t orion__spm_token_to_piece(const orion_spm_vocab *v, int32_t token, char *buf, size_t size);
 
 #endif
