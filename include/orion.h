@@ -553,6 +553,36 @@ typedef struct orion_perplexity_result {
 orion_status orion_llm_perplexity(orion_llm *llm, orion_llm *base, const char *text, size_t len, int n_chunk,
                                   orion_perplexity_result *out);
 
+
+/* ---- chat prompts ---- */
+
+typedef enum orion_chat_template {
+    ORION_CHAT_AUTO = 0,  /* from the model's tokenizer.chat_template, else llama2 */
+    ORION_CHAT_LLAMA2,    /* <s>[INST] <<SYS>>..<</SYS>> user [/INST] answer </s> */
+    ORION_CHAT_MISTRAL,   /* <s>[INST] user [/INST]answer</s>[INST] ... */
+    ORION_CHAT_CHATML,    /* <|im_start|>role\ncontent<|im_end|>\n */
+} orion_chat_template;
+
+typedef struct orion_chat_message {
+    const char *role;     /* "system", "user" or "assistant" */
+    const char *content;
+} orion_chat_message;
+
+/* Parses "llama2", "mistral", "chatml" or "auto". */
+orion_status orion_chat_template_from_name(const char *name, orion_chat_template *out);
+const char  *orion_chat_template_name(orion_chat_template t);
+/* The template a model asks for (its GGUF tokenizer.chat_template, matched
+ * by its markers), or ORION_CHAT_LLAMA2 when it names none. */
+orion_chat_template orion_llm_chat_template(const orion_llm *llm);
+
+/* Writes the conversation as prompt text, special pieces spelled out (to be
+ * tokenized with orion_llm_tokenize_special and no extra BOS), ending with
+ * the assistant's cue when add_assistant. Writes at most size bytes plus a
+ * NUL; *needed gets the full length. ORION_ERR_RANGE when it does not fit,
+ * ORION_ERR_INVALID_ARG for an unknown role. */
+orion_status orion_chat_format(orion_chat_template t, const orion_chat_message *msgs, size_t n_msgs,
+                               bool add_assistant, char *buf, size_t size, size_t *needed);
+
 #ifdef __cplusplus
 }
 #endif

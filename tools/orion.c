@@ -23,6 +23,7 @@ static void usage(FILE *f) {
             "                       [--json] [--threads N] [--quick]\n"
             "  run MODEL -p PROMPT -n N   generate text [--temp T] [--top-k K] [--top-p P]\n"
             "                       [--min-p P] [--repeat-penalty R] [--seed S] [--threads N] [--ctx C]\n"
+            "  chat MODEL           interactive chat [--template llama2|mistral|chatml] [-s SYSTEM]\n"
             "  perplexity MODEL -f TEXT   perplexity [--ctx C] [--base MODEL: KL divergence, top-1] [--json]\n"
             "  help                 this text\n");
 }
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+    if (strcmp(cmd, "chat") == 0) return orion_cli_chat(argc - 2, argv + 2);
     if (strcmp(cmd, "perplexity") == 0) return orion_cli_perplexity(argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0) return orion_cli_run(argc - 2, argv + 2);
     if (strcmp(cmd, "convert") == 0) return orion_cli_convert(argc - 2, argv + 2);

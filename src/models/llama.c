@@ -60,7 +60,10 @@ struct orion_llm {
     float           *inv_freq;      /* (n_rot / 2) */
     orion_threadpool *pool;
     orion_arena     *arena;
+    orion_chat_template chat_template;
 };
+
+orion_chat_template orion__chat_template_detect(const char *jinja, size_t len);
 
 orion_llm_params orion_llm_default_params(void) {
     orion_llm_params p = {0, 256, 0, ORION_TYPE_F16, NULL};
@@ -160,6 +163,10 @@ static orion_status load_gguf(orion_llm *m, const char *path) {
         return orion__fail(ORION_ERR_FORMAT, "%s: bad rope.freq_base or rms epsilon", path);
 
     if ((st = orion__spm_vocab_from_gguf(g, &m->vocab)) != ORION_OK) return st;
+    const orion_gguf_value *tmpl = orion_gguf_get(g, "tokenizer.chat_template");
+    m->chat_template = (tmpl && tmpl->type == ORION_GGUF_STRING)
+                           ? orion__chat_template_detect(tmpl->v.str.ptr, (size_t)tmpl->v.str.len)
+                           : ORION_CHAT_LLAMA2;
     in->n_vocab = m->vocab->n;
 
     const int64_t E = in->n_embd, F = in->n_ff, QD = (int64_t)in->n_head * in->head_dim,
@@ -197,6 +204,10 @@ static orion_status load_gguf(orion_llm *m, const char *path) {
 static weight f32_weight(const float *p, int64_t n_in, int64_t n_out) {
     weight w = {ORION_TYPE_F32, p, n_in, n_out, (size_t)n_in * 4};
     return w;
+}
+
+orion_chat_template orion_llm_chat_template(const orion_llm *m) {
+    return m->chat_template ? m->chat_template : ORION_CHAT_LLAMA2;
 }
 
 static orion_status load_llama2c(orion_llm *m, const char *path, const char *tokenizer) {
