@@ -43,7 +43,7 @@ clean:
 # ---- fuzzing (clang's libFuzzer) ----------------------------------------------
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 20
-FUZZERS       = gguf
+FUZZERS       = gguf safetensors json sentencepiece
 
 fuzz:
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORION_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_FLAGS)

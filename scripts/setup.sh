@@ -6,8 +6,9 @@
 #   sh scripts/setup.sh          # build and test dependencies
 set -eu
 
-# Debian packages: compiler and build tools, the test framework.
-PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev python3"
+# Debian packages: compiler and build tools, the test framework, cJSON, and
+# the python modules of the independent references in tests/ref/.
+PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev python3 python3-numpy python3-torch python3-sentencepiece"
 
 missing=""
 for p in $PACKAGES; do

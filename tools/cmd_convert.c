@@ -102,7 +102,8 @@ static int usage(const char *cmd) {
     else
         fprintf(stderr, "usage: orion convert SRC OUT.gguf [--type T] [--tokenizer tokenizer.bin] [--calibrate] "
                         "[--imatrix FILE] [--no-q8-embd] [--per-tensor] [--threads N]\n"
-                        "  SRC: a llama2.c checkpoint (.bin) or a GGUF file\n");
+                        "  SRC: a llama2.c checkpoint (.bin), a GGUF file, or a Hugging Face model directory\n"
+                        "       (config.json + safetensors: BERT, Llama, Mistral)\n");
     return 2;
 }
 

@@ -1,6 +1,7 @@
 /*
- * convert.c — orion_convert: any supported source (GGUF, llama2.c) to a
- * GGUF file, with each tensor re-typed by the mixed-precision rule.
+ * convert.c — orion_convert: any supported source (GGUF, llama2.c, a
+ * Hugging Face directory) to a GGUF file, with each tensor re-typed by the
+ * mixed-precision rule.
  *
  * How it works: the source is opened (mapped), its metadata is copied into a
  * GGUF writer, and each tensor is registered with a producer that runs at
@@ -8,9 +9,12 @@
  * source row -> f32 (dequantize) -> target type (reference or calibrated
  * quantizer) -> back to f32 to measure the error. So the process holds one
  * output tensor at a time, plus two rows of floats per thread, and the error
- * table comes out of the same pass.
+ * table comes out of the same pass. A source tensor may ask for its rows to
+ * be reordered on the way (Hugging Face's rotate-half q and k, see
+ * source_row), which costs nothing extra: rows are read in the new order.
  */
 #include "formats/gguf_internal.h"
+#include "formats/hf_model.h"
 #include "formats/llama2c.h"
 #include "kernels/kernels.h"
 
@@ -147,7 +151,21 @@ typedef struct tensor_job {
     bool               calibrate;
     int64_t            index, count;
     const orion_convert_params *params;
+    int64_t            rope_heads; /* > 0: rows permuted per head, see source_row */
 } tensor_job;
+
+/* The source row of output row r. Hugging Face stores each head's q and k
+ * rows as [first halves | second halves] of the rotary pairs (rotate-half
+ * rope); GGUF wants the pairs interleaved, as llama.cpp's converter writes
+ * them: output row h*hd + 2*i + a (a = 0, 1) comes from source row
+ * h*hd + a*hd/2 + i, for heads of hd rows. */
+static int64_t source_row(const tensor_job *j, int64_t r) {
+    if (j->rope_heads <= 0) return r;
+    int64_t hd = j->n_rows / j->rope_heads;
+    if (hd < 2 || hd % 2 != 0 || hd * j->rope_heads != j->n_rows) return r;
+    int64_t h = r / hd, i = (r % hd) / 2, a = r % 2;
+    return h * hd + a * (hd / 2) + i;
+}
 
 typedef struct row_task {
     const tensor_job *job;
@@ -167,7 +185,7 @@ static void convert_rows(void *arg, int ith, int nth) {
     double err = 0.0, ref = 0.0;
     orion_quant_params qp = {j->calibrate, j->importance};
     for (int64_t r = ith; r < j->n_rows; r += nth) {
-        const uint8_t *s = (const uint8_t *)j->src + (size_t)r * in_row;
+        const uint8_t *s = (const uint8_t *)j->src + (size_t)source_row(j, r) * in_row;
         uint8_t *d = t->dst + (size_t)r * out_row;
         k->dequantize_row[j->from](s, x, j->n_per_row);
         if (j->to == ORION_TYPE_F32) memcpy(d, x, out_row);
@@ -199,7 +217,11 @@ static orion_status produce(void *user, void *dst, size_t n_bytes) {
     int nth = p->ctx->n_threads;
     orion_tensor_report rep = {j->name, j->from, j->to, j->n_rows * j->n_per_row,
                                orion_type_row_bytes(j->from, j->n_per_row) * (size_t)j->n_rows, n_bytes, 0.0, 0.0};
-    if (j->from == j->to) {
+    if (j->from == j->to && j->rope_heads > 0) {
+        size_t row = orion_type_row_bytes(j->from, j->n_per_row);
+        for (int64_t r = 0; r < j->n_rows; r++)
+            memcpy((uint8_t *)dst + (size_t)r * row, (const uint8_t *)j->src + (size_t)source_row(j, r) * row, row);
+    } else if (j->from == j->to) {
         memcpy(dst, j->src, n_bytes);
     } else {
         float *bufs = orion__malloc((size_t)nth * 2 * (size_t)j->n_per_row * sizeof(float));
@@ -231,6 +253,7 @@ typedef struct source_tensor {
     int         n_dims;
     int64_t     ne[4];
     const void *data;
+    int64_t     rope_heads; /* see source_row; 0 for most tensors */
 } source_tensor;
 
 static orion_status add_tensors(orion_gguf_writer *w, const source_tensor *ts, int64_t n,
@@ -245,7 +268,7 @@ static orion_status add_tensors(orion_gguf_writer *w, const source_tensor *ts, i
         producer *pr = &prods[i];
         pr->ctx = ctx;
         pr->job = (tensor_job){t->name, t->type, to, t->ne[1] * t->ne[2] * t->ne[3], t->ne[0], t->data,
-                               imatrix_find(im, t->name, t->ne[0]), p->calibrate, i, n, p};
+                               imatrix_find(im, t->name, t->ne[0]), p->calibrate, i, n, p, t->rope_heads};
         orion_status st = orion__gguf_writer_add_tensor_fn(w, t->name, to, t->n_dims, t->ne, produce, pr);
         if (st != ORION_OK) return st;
     }
@@ -277,6 +300,7 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
     orion_llama2c *l2 = NULL;
     orion_llama2c_vocab *vocab = NULL;
     orion_llama2c_tensor *l2_tensors = NULL;
+    orion_hf_model *hf = NULL;
     orion_gguf_writer *w = NULL;
     imatrix *im = NULL;
     source_tensor *ts = NULL;
@@ -302,7 +326,22 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
         }
         for (int64_t i = 0; i < n; i++) {
             const orion_gguf_tensor *t = orion_gguf_tensor_at(g, i);
-            ts[i] = (source_tensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, t->data};
+            ts[i] = (source_tensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, t->data, 0};
+        }
+    } else if (orion__hf_is_dir(src)) {
+        /* a Hugging Face model directory: config.json + safetensors */
+        if ((st = orion__hf_open(src, &hf)) != ORION_OK) goto done;
+        if ((st = orion__hf_write_metadata(hf, w)) != ORION_OK) goto done;
+        n = orion__hf_n_tensors(hf);
+        ts = orion__calloc((size_t)(n ? n : 1), sizeof *ts);
+        if (!ts) {
+            st = orion__fail(ORION_ERR_NOMEM, "convert: out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            const orion_hf_tensor *t = orion__hf_tensor(hf, i);
+            ts[i] = (source_tensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, t->data,
+                                    t->rope_heads};
         }
     } else {
         if ((st = orion__llama2c_open(src, &l2)) != ORION_OK) {
@@ -327,7 +366,7 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
             orion_llama2c_tensor *t = &l2_tensors[i];
             orion__llama2c_tensor(l2, i, t);
             ts[i] = (source_tensor){t->name, ORION_TYPE_F32, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]},
-                                    t->data};
+                                    t->data, 0};
         }
     }
 
@@ -347,6 +386,7 @@ done:
     imatrix_free(im);
     orion__llama2c_vocab_free(vocab);
     orion__llama2c_free(l2);
+    orion__hf_free(hf);
     orion_gguf_free(g);
     return st;
 }
