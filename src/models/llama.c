@@ -270,7 +270,7 @@ static size_t scratch_size(const orion_llm *m, int n_threads) {
     const size_t QD = (size_t)in->n_head * (size_t)in->head_dim, KD = (size_t)in->n_head_kv * (size_t)in->head_dim;
     size_t floats = B * (3 * E + QD + 2 * KD + QD + 2 * F) + (size_t)n_threads * ((size_t)in->n_ctx + 2 * 64 + (size_t)in->head_dim) + (size_t)in->n_vocab + E;
     size_t mm = 0;
-    for (int l = 0; l < 1 && l < in->n_layer; l++) {
+    for (int l = 0; l < in->n_layer; l++) {
         const layer *L = &m->layers[l];
         const weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
         for (int i = 0; i < 7; i++)
