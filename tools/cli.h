@@ -13,6 +13,8 @@ int orion_cli_convert(int argc, char **argv);        /* tools/cmd_convert.c */
 int orion_cli_quantize(int argc, char **argv);       /* tools/cmd_convert.c */
 int orion_cli_run(int argc, char **argv);            /* tools/cmd_run.c */
 int orion_cli_perplexity(int argc, char **argv);     /* tools/cmd_perplexity.c */
+int orion_cli_synth(int argc, char **argv);          /* tools/cmd_synth.c */
+int orion_cli_bench_decode(int argc, char **argv);   /* bench/bench_decode.c */
 int orion_cli_chat(int argc, char **argv);           /* tools/cmd_chat.c */
 
 #endif

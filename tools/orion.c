@@ -21,6 +21,10 @@ static void usage(FILE *f) {
             "                       [--calibrate] [--imatrix FILE] [--per-tensor]\n"
             "  bench kernels        measure memory bandwidth, FMA peak and our kernels\n"
             "                       [--json] [--threads N] [--quick]\n"
+            "  bench decode MODEL   prefill and generation tokens/s against the bandwidth limit\n"
+            "                       [--json] [--threads N] [--prompt-tokens N] [--gen-tokens N] [--vs-llamacpp]\n"
+            "  synth OUT.gguf       a model of a real shape with random weights: --shape NAME | --dims ...\n"
+            "                       --type T [--arch llama|mistral] [--seed S] (--list: the shapes)\n"
             "  run MODEL -p PROMPT -n N   generate text [--temp T] [--top-k K] [--top-p P]\n"
             "                       [--min-p P] [--repeat-penalty R] [--seed S] [--threads N] [--ctx C]\n"
             "  chat MODEL           interactive chat [--template llama2|mistral|chatml] [-s SYSTEM]\n"
@@ -45,6 +49,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
     if (strcmp(cmd, "chat") == 0) return orion_cli_chat(argc - 2, argv + 2);
+    if (strcmp(cmd, "synth") == 0) return orion_cli_synth(argc - 2, argv + 2);
     if (strcmp(cmd, "perplexity") == 0) return orion_cli_perplexity(argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0) return orion_cli_run(argc - 2, argv + 2);
     if (strcmp(cmd, "convert") == 0) return orion_cli_convert(argc - 2, argv + 2);
