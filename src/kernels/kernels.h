@@ -59,6 +59,42 @@ typedef struct orion_block_q8a {
 } orion_block_q8a;
 static_assert(sizeof(orion_block_q8a) == 8 + ORION_QK, "q8a block must be 40 bytes");
 
+/* ---- packed GEMM operands (GEMM section; gemm_ref.c, x86/gemm_avx2.c) ----- */
+#define ORION_GEMM_F_MO 6   /* float tile: outputs (weight rows) per tile */
+#define ORION_GEMM_F_NB 16  /* float tile: batch rows per tile (two ymm of f32) */
+#define ORION_GEMM_Q_MO 4   /* int8 tile: outputs per tile */
+#define ORION_GEMM_Q_NB 8   /* int8 tile: batch rows per tile (one ymm of i32) */
+
+/* ORION_GEMM_Q_NB batch rows of one q8a block, interleaved so that 4
+ * consecutive k of the 8 rows fill one 32-byte vector:
+ * qs[(k/4)*32 + b*4 + k%4] = row b's quant k. Rows past the batch are 0. */
+typedef struct orion_gemm_qx {
+    int8_t  qs[ORION_QK * ORION_GEMM_Q_NB];
+    float   d[ORION_GEMM_Q_NB];     /* q8a scale of each row's block */
+    float   s[ORION_GEMM_Q_NB];     /* q8a d * sum(qs) of each row's block */
+    int32_t sum8[ORION_GEMM_Q_NB];  /* 8 * sum(qs), exact (q4_0 offset) */
+} orion_gemm_qx;
+static_assert(sizeof(orion_gemm_qx) == 352, "orion_gemm_qx must be 352 bytes");
+
+/* ORION_GEMM_Q_MO weight rows of one block: quants as bytes in k order
+ * (q4_0/q4_1: unsigned nibbles 0..15; q8_0: int8 bits), f32 scales and
+ * minimums (m = 0 for q4_0 and q8_0). Rows past n_out are 0. */
+typedef struct orion_gemm_qw {
+    uint8_t qs[ORION_GEMM_Q_MO][ORION_QK];
+    float   d[ORION_GEMM_Q_MO];
+    float   m[ORION_GEMM_Q_MO];
+} orion_gemm_qw;
+static_assert(sizeof(orion_gemm_qw) == 160, "orion_gemm_qw must be 160 bytes");
+
+/* Memory a GEMM tile should prefetch while it computes (the driver passes
+ * the next weight panel): n_rows runs of `bytes` bytes, `stride` apart. */
+typedef struct orion_gemm_prefetch {
+    const char *base;
+    size_t      stride;
+    size_t      bytes;
+    int         n_rows;
+} orion_gemm_prefetch;
+
 /* ---- type traits (types.c) ------------------------------------------------ */
 typedef struct orion_type_traits {
     const char *name;
@@ -97,7 +133,44 @@ typedef struct orion_kernels {
     orion_dot_q8a_fn        dot_q8a[ORION_TYPE_COUNT];
 
     /* == GEMM section (gemm_ref.c, x86/gemm_avx2.c; owned by matmul.c) ===== */
-    /* Fields added by the GEMM implementation go here. */
+    /* Tiles of y[b][o] (+)= sum_k W[o][k] * x[b][k], outer-product form: a
+     * tile holds a few outputs o (weights broadcast) times a vector of batch
+     * rows b (activations packed batch-minor), so W is never transposed. The
+     * packed layouts are fixed by the structs and constants above; any entry
+     * may be NULL, and then matmul.c falls back to per-row dot products.
+     *
+     * Float weights (f32, f16, bf16), tile ORION_GEMM_F_MO x ORION_GEMM_F_NB: */
+    /* Copies rows [0, n_rows) (n_rows <= ORION_GEMM_F_MO), columns [k0, k0+kc)
+     * of W (row stride ldw elements of the type) into dst[n_rows][kc] as f32. */
+    void (*gemm_f_load_w[ORION_TYPE_COUNT])(const void *w, int64_t ldw, int n_rows,
+                                            int64_t k0, int64_t kc, float *dst);
+    /* Packs n_b <= ORION_GEMM_F_NB rows of x (row stride ldx), kc columns from
+     * x, into dst[kc][ORION_GEMM_F_NB], zero-filling rows n_b.. */
+    void (*gemm_f_pack_x)(const float *x, int64_t ldx, int n_b, int64_t kc, float *dst);
+    /* y[b][o] (+)= sum_{k<kc} w[o*ldw + k] * xp[k*NB + b] for o < n_o, b < n_b
+     * (y row stride ldy); acc = false overwrites y, true adds to it. Reads
+     * w rows [0, n_o) only. pf (may be NULL) is memory to prefetch meanwhile. */
+    void (*gemm_f_tile)(int64_t kc, const float *w, int64_t ldw, int n_o,
+                        const float *xp, int n_b, float *y, int64_t ldy, bool acc,
+                        const orion_gemm_prefetch *pf);
+
+    /* Quantized weights (q8_0, q4_0, q4_1) times q8a activations, tile
+     * ORION_GEMM_Q_MO x ORION_GEMM_Q_NB, integer sums per block: */
+    /* Packs n_b <= ORION_GEMM_Q_NB q8a rows (row r at x + r*ldx), nb blocks
+     * each, into nb orion_gemm_qx blocks (zero rows for n_b..). */
+    void (*gemm_q_pack_x)(const orion_block_q8a *x, int64_t ldx, int n_b, int64_t nb,
+                          orion_gemm_qx *dst);
+    /* Packs rows [0, n_rows) (n_rows <= ORION_GEMM_Q_MO; row r at
+     * w + r*row_bytes), blocks [b0, b0+nb) into nb orion_gemm_qw blocks
+     * (zero rows for n_rows..). */
+    void (*gemm_q_pack_w[ORION_TYPE_COUNT])(const void *w, size_t row_bytes, int n_rows,
+                                            int64_t b0, int64_t nb, orion_gemm_qw *dst);
+    /* y[b][o] (+)= sum over nb blocks of the block dot products, for o < n_o,
+     * b < n_b (y row stride ldy); acc and pf as above. */
+    void (*gemm_q_tile[ORION_TYPE_COUNT])(int64_t nb, const orion_gemm_qw *w,
+                                          const orion_gemm_qx *x, int n_o, int n_b,
+                                          float *y, int64_t ldy, bool acc,
+                                          const orion_gemm_prefetch *pf);
 
     /* == elementwise section (ops_ref.c, x86/ops_avx2.c) =================== */
     void (*fp16_to_f32)(const uint16_t *x, float *y, int64_t n);

@@ -492,7 +492,10 @@ static orion_status eval_batch(orion_llm *m, const int32_t *tokens, int B, int p
             store_kv(m, m->kv_v, l, pos + b, vv + b * KD);
         }
         attn_task t = {m, l, B, pos, q, att, work, work_stride};
-        orion_threadpool_run(m->pool, attention, &t);
+        /* waking the pool costs microseconds: small attention runs here */
+        double attn_flops = 4.0 * B * in->n_head * (double)in->head_dim * (pos + B);
+        if (attn_flops < 256e3) attention(&t, 0, 1);
+        else orion_threadpool_run(m->pool, attention, &t);
         if ((st = matmul(m, &L->wo, att, B, tmp)) != ORION_OK) goto done;
         k->add(x, tmp, x, B * E);
         for (int b = 0; b < B; b++) k->rmsnorm(x + b * E, xb + b * E, E, L->ffn_norm, in->rms_eps);

@@ -1,0 +1,456 @@
+/*
+ * matmul.c — orion_matmul: y[b][o] = sum_i W[o][i] * x[b][i], threaded on
+ * the pool by output rows, using the kernel table.
+ *
+ * Paths (chosen per call from the batch size and the table):
+ *
+ *  - Matrix-vector (n_batch <= MV_MAX_BATCH, or no GEMM tiles in the table).
+ *    Quantized W: x is quantized once to q8a on the calling thread; each
+ *    thread then takes a range of output rows and computes dot_q8a of each
+ *    row with each batch row, so a weight row is read from memory once and
+ *    reused from L1 for the other batch rows. Float W: the same with dot_f32.
+ *
+ *  - Float GEMM (f32, f16, bf16 W). Phase 1 (split by batch groups): pack
+ *    x batch-minor, [n_in][16] floats per group of 16 rows. Phase 2 (split
+ *    by outputs): tiles of ORION_GEMM_F_MO outputs times ORION_GEMM_F_NB
+ *    batch rows (6 x 16: 12 ymm accumulators). Each thread loops
+ *        for batch chunk of MC_F rows (W is read once per chunk):
+ *          for output block of nc rows (y block of MC_F x nc floats, L2):
+ *            for k chunk of KC_F (packed x of the chunk: 256 KiB, L2):
+ *              for each 6-output panel of the block:
+ *                copy/convert the panel to f32 (6 x KC_F, 12 KiB, L1)
+ *                for each 16-row group: tile, adding into the y block
+ *            copy the y block to y
+ *    W is used in its stored row-major order: the tile broadcasts weights
+ *    and keeps batch rows in vector lanes, so only the small activation
+ *    matrix is ever transposed. The y block is a separate buffer because y's
+ *    row stride (n_out floats, often a power of two) maps every batch row of
+ *    a tile to the same cache sets. The first tile of each panel prefetches
+ *    the next panel as it runs (measured on Zen 3, batch 32: +25%).
+ *
+ *  - Quantized GEMM (q8_0, q4_0, q4_1 W). Phase 1 (split by batch groups):
+ *    quantize x to q8a and pack it into orion_gemm_qx blocks, 8 batch rows
+ *    interleaved per block. Phase 2 (split by outputs): for batch chunk of
+ *    MBG_Q groups, for k chunk of KC_Q blocks, for each 4-output panel:
+ *    unpack the panel's weights to bytes (orion_gemm_qw, 64 x 160 bytes, L1)
+ *    and run the int8 tile over every 8-row group of the chunk (their packed
+ *    activations, up to 16 x 64 x 352 bytes, stay in L2); the first tile
+ *    prefetches the next panel. Only 2 passes over y for n_in = 4096, so the
+ *    tiles add into y directly.
+ *
+ * Output ranges are multiples of 16 floats (a cache line) and of the tile
+ * height, so threads never write the same cache line of y (when y is
+ * 64-byte aligned and n_out a multiple of 16).
+ *
+ * Scratch: one block, from the arena (rewound on return) or the counting
+ * heap, laid out as [shared | per-thread x n_threads]; plan() computes it
+ * for both orion_matmul and orion_matmul_scratch_bytes.
+ */
+#include "kernels/kernels.h"
+
+#include <string.h>
+
+#define MV_PREFETCH_ROWS 2 /* matrix-vector: prefetch the weight row this far ahead */
+#define MV_MAX_BATCH 3    /* up to this many batch rows: matrix-vector path */
+#define KC_F         512  /* float GEMM: k chunk */
+#define MC_F         128  /* float GEMM: batch chunk (multiple of ORION_GEMM_F_NB) */
+#define YBLOCK_F     (24 * 1024) /* float GEMM: floats of the y block kept in L2 */
+#define YPAD_F       16   /* float GEMM: y block row padding (no 4 KiB strides) */
+#define KC_Q         64   /* int8 GEMM: k chunk, in blocks of 32 */
+#define MBG_Q        16   /* int8 GEMM: batch chunk, in groups of ORION_GEMM_Q_NB */
+#define SCRATCH_ALIGN 64
+
+typedef enum mm_path { PATH_MV_Q, PATH_MV_F, PATH_GEMM_F, PATH_GEMM_Q } mm_path;
+
+typedef struct mm_plan {
+    mm_path path;
+    size_t  shared_bytes;  /* q8a activations (MV_Q) or packed activations (GEMM_Q) */
+    size_t  thread_bytes;  /* per-thread buffers, a multiple of SCRATCH_ALIGN */
+    size_t  total_bytes;
+    int64_t nc;            /* GEMM_F: outputs per y block */
+} mm_plan;
+
+typedef struct mm_task {
+    const orion_kernels *k;
+    mm_plan              plan;
+    orion_type           wtype;
+    const void          *w;
+    size_t               row_bytes;  /* bytes of one W row */
+    int64_t              n_out, n_in, n_blocks, n_batch;
+    const float         *x;
+    float               *y;
+    unsigned char       *shared;
+    unsigned char       *per_thread;
+} mm_task;
+
+static size_t round_up(size_t n, size_t a) {
+    return (n + a - 1) / a * a;
+}
+
+/* Sets *out to a * b * c, false on overflow. */
+static bool mul3(size_t a, size_t b, size_t c, size_t *out) {
+    size_t ab;
+    return orion__mul_ok(a, b, &ab) && orion__mul_ok(ab, c, out);
+}
+
+static bool have_gemm_f(const orion_kernels *k, orion_type t) {
+    return k->gemm_f_tile && k->gemm_f_pack_x && k->gemm_f_load_w[t];
+}
+
+static bool have_gemm_q(const orion_kernels *k, orion_type t) {
+    return k->quantize_q8a && k->gemm_q_pack_x && k->gemm_q_pack_w[t] && k->gemm_q_tile[t];
+}
+
+/* Chooses the path and the scratch layout. Fails (with a message) when the
+ * table cannot run this type (ORION_ERR_UNSUPPORTED) or the sizes overflow
+ * (ORION_ERR_RANGE). */
+static orion_status plan(const orion_kernels *k, orion_type t, bool quantized, int64_t n_in,
+                         int64_t n_batch, int n_threads, mm_plan *p) {
+    memset(p, 0, sizeof *p);
+    const size_t nb = (size_t)(n_in / ORION_QK);
+    const size_t batch = (size_t)n_batch;
+    bool ok = true;
+    if (quantized) {
+        const bool mv_ok = k->quantize_q8a && k->dot_q8a[t];
+        const bool gemm_ok = have_gemm_q(k, t);
+        if (!mv_ok && !gemm_ok)
+            return orion__fail(ORION_ERR_UNSUPPORTED, "orion_matmul: no %s kernels in the '%s' table",
+                               orion_type_name(t), k->name);
+        if (mv_ok && (batch <= MV_MAX_BATCH || !gemm_ok)) {
+            p->path = PATH_MV_Q;
+            ok = mul3(batch, nb, sizeof(orion_block_q8a), &p->shared_bytes);
+        } else {
+            p->path = PATH_GEMM_Q;
+            const size_t groups = (batch + ORION_GEMM_Q_NB - 1) / ORION_GEMM_Q_NB;
+            size_t q8a_rows = 0, panel;
+            ok = mul3(groups, nb, sizeof(orion_gemm_qx), &p->shared_bytes) &&
+                 mul3(ORION_GEMM_Q_NB, nb, sizeof(orion_block_q8a), &q8a_rows);
+            panel = (size_t)ORION_MIN((size_t)KC_Q, nb) * sizeof(orion_gemm_qw);
+            p->thread_bytes = round_up(ORION_MAX(q8a_rows, panel), SCRATCH_ALIGN);
+        }
+    } else {
+        const bool mv_ok = k->dot_f32[t] != NULL;
+        const bool gemm_ok = have_gemm_f(k, t);
+        if (!mv_ok && !gemm_ok)
+            return orion__fail(ORION_ERR_UNSUPPORTED, "orion_matmul: no %s kernels in the '%s' table",
+                               orion_type_name(t), k->name);
+        if (mv_ok && (batch <= MV_MAX_BATCH || !gemm_ok)) {
+            p->path = PATH_MV_F;
+        } else {
+            p->path = PATH_GEMM_F;
+            const size_t groups = (batch + ORION_GEMM_F_NB - 1) / ORION_GEMM_F_NB;
+            ok = mul3(groups * ORION_GEMM_F_NB, (size_t)n_in, sizeof(float), &p->shared_bytes);
+            const size_t kc = (size_t)ORION_MIN((int64_t)KC_F, n_in);
+            const size_t mc = ORION_MIN((size_t)MC_F, batch);
+            p->nc = (int64_t)ORION_MAX((size_t)48, YBLOCK_F / (mc * 48) * 48);
+            p->thread_bytes = round_up((ORION_GEMM_F_MO * kc + mc * (size_t)(p->nc + YPAD_F)) * sizeof(float),
+                                       SCRATCH_ALIGN);
+        }
+    }
+    size_t threads_total = 0;
+    ok = ok && orion__mul_ok(p->thread_bytes, (size_t)n_threads, &threads_total);
+    p->shared_bytes = round_up(p->shared_bytes, SCRATCH_ALIGN);
+    ok = ok && orion__add_ok(p->shared_bytes, threads_total, &p->total_bytes);
+    if (!ok) return orion__fail(ORION_ERR_RANGE, "orion_matmul: scratch size overflows");
+    return ORION_OK;
+}
+
+/* Output rows [*begin, *end) of thread ith: whole units of `unit` rows. */
+static void split_rows(int64_t n, int64_t unit, int ith, int nth, int64_t *begin, int64_t *end) {
+    const int64_t units = (n + unit - 1) / unit;
+    *begin = ORION_MIN(n, units * ith / nth * unit);
+    *end = ORION_MIN(n, units * (ith + 1) / nth * unit);
+}
+
+/* The weight panel after rows [o, o + MO) of the block [j0, j1) at k chunk
+ * [k0, k0 + kc) (in bytes of a row: off, len): the block's next rows, else
+ * its first rows at the next k chunk (up to kc_max long), else none. The
+ * first tile of each panel prefetches it while it computes. */
+static bool next_panel(const mm_task *t, int64_t o, int64_t mo, int64_t j0, int64_t j1, size_t off, size_t len,
+                       size_t kc_max, orion_gemm_prefetch *pf) {
+    pf->stride = t->row_bytes;
+    if (o + mo < j1) {
+        pf->base = (const char *)t->w + (size_t)(o + mo) * t->row_bytes + off;
+        pf->bytes = len;
+        pf->n_rows = (int)ORION_MIN(mo, j1 - o - mo);
+        return true;
+    }
+    if (off + len < t->row_bytes) {
+        pf->base = (const char *)t->w + (size_t)j0 * t->row_bytes + off + len;
+        pf->bytes = ORION_MIN(kc_max, t->row_bytes - off - len);
+        pf->n_rows = (int)ORION_MIN(mo, j1 - j0);
+        return true;
+    }
+    return false;
+}
+
+/* ---- matrix-vector -------------------------------------------------------- */
+
+/* Requests a weight row a few rows ahead of the dot products: with the
+ * quantized dots close to compute-bound, the hardware prefetcher alone left
+ * the DRAM stream about 15% short on Zen 3. */
+static void prefetch_row(const char *p, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 0, 3);
+}
+
+static void task_mv_q(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    const orion_dot_q8a_fn dot = t->k->dot_q8a[t->wtype];
+    const orion_block_q8a *xq = (const orion_block_q8a *)t->shared;
+    int64_t o0, o1;
+    split_rows(t->n_out, 16, ith, nth, &o0, &o1);
+    for (int64_t o = o0; o < o1; o++) {
+        const void *row = (const char *)t->w + (size_t)o * t->row_bytes;
+        if (o + MV_PREFETCH_ROWS < o1) prefetch_row((const char *)row + MV_PREFETCH_ROWS * t->row_bytes, t->row_bytes);
+        for (int64_t b = 0; b < t->n_batch; b++)
+            t->y[b * t->n_out + o] = dot(t->n_in, row, xq + b * t->n_blocks);
+    }
+}
+
+static void task_mv_f(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    const orion_dot_f32_fn dot = t->k->dot_f32[t->wtype];
+    int64_t o0, o1;
+    split_rows(t->n_out, 16, ith, nth, &o0, &o1);
+    for (int64_t o = o0; o < o1; o++) {
+        const void *row = (const char *)t->w + (size_t)o * t->row_bytes;
+        if (o + MV_PREFETCH_ROWS < o1) prefetch_row((const char *)row + MV_PREFETCH_ROWS * t->row_bytes, t->row_bytes);
+        for (int64_t b = 0; b < t->n_batch; b++)
+            t->y[b * t->n_out + o] = dot(t->n_in, row, t->x + b * t->n_in);
+    }
+}
+
+/* ---- float GEMM ----------------------------------------------------------- */
+
+/* Phase 1: pack x batch-minor, split by batch groups of ORION_GEMM_F_NB:
+ * group g is [n_in][ORION_GEMM_F_NB] floats at shared + g * NB * n_in. */
+static void task_pack_f(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    float *xp = (float *)t->shared;
+    const int64_t n_in = t->n_in;
+    const int64_t groups = (t->n_batch + ORION_GEMM_F_NB - 1) / ORION_GEMM_F_NB;
+    for (int64_t g = groups * ith / nth; g < groups * (ith + 1) / nth; g++) {
+        const int nbv = (int)ORION_MIN((int64_t)ORION_GEMM_F_NB, t->n_batch - g * ORION_GEMM_F_NB);
+        for (int64_t k0 = 0; k0 < n_in; k0 += KC_F)
+            t->k->gemm_f_pack_x(t->x + g * ORION_GEMM_F_NB * n_in + k0, n_in, nbv,
+                                ORION_MIN((int64_t)KC_F, n_in - k0), xp + (g * n_in + k0) * ORION_GEMM_F_NB);
+    }
+}
+
+/* Phase 2: the float tiles, split by outputs. Loops, per thread:
+ *   batch chunk of MC_F rows (W is read once per chunk)
+ *     output block of nc rows: the tiles accumulate into a contiguous
+ *     buffer of chunk x nc floats (96 KiB, in L2) rather than into y, whose
+ *     row stride (n_out floats, often a power of two) would put every batch
+ *     row in the same cache sets; it is copied to y after the k loop
+ *       k chunk of KC_F (the packed x of the chunk, MC_F x KC_F floats, in L2)
+ *         6-row weight panel, copied (and converted) to a contiguous buffer
+ *         in L1; the next panel is prefetched
+ *           every 16-row batch group of the chunk: one tile */
+static void task_gemm_f(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    const orion_kernels *k = t->k;
+    const int64_t n_in = t->n_in, n_out = t->n_out, nc = t->plan.nc, ldb = nc + YPAD_F;
+    const float *xp = (const float *)t->shared;
+    float *wbuf = (float *)(t->per_thread + (size_t)ith * t->plan.thread_bytes);
+    float *ybuf = wbuf + ORION_GEMM_F_MO * ORION_MIN((int64_t)KC_F, n_in);
+    const size_t elem = t->row_bytes / (size_t)n_in;
+    int64_t o0, o1;
+    split_rows(n_out, 48, ith, nth, &o0, &o1); /* 48: multiple of 6 rows and of 16 floats */
+    if (o0 >= o1) return;
+
+    for (int64_t b0 = 0; b0 < t->n_batch; b0 += MC_F) {
+        const int64_t mc = ORION_MIN((int64_t)MC_F, t->n_batch - b0);
+        const int64_t g0 = b0 / ORION_GEMM_F_NB, g1 = (b0 + mc + ORION_GEMM_F_NB - 1) / ORION_GEMM_F_NB;
+        for (int64_t j0 = o0; j0 < o1; j0 += nc) {
+            const int64_t j1 = ORION_MIN(o1, j0 + nc);
+            for (int64_t k0 = 0; k0 < n_in; k0 += KC_F) {
+                const int64_t kc = ORION_MIN((int64_t)KC_F, n_in - k0);
+                for (int64_t o = j0; o < j1; o += ORION_GEMM_F_MO) {
+                    const int no = (int)ORION_MIN((int64_t)ORION_GEMM_F_MO, j1 - o);
+                    orion_gemm_prefetch pf;
+                    const bool has_pf = next_panel(t, o, ORION_GEMM_F_MO, j0, j1, (size_t)k0 * elem, (size_t)kc * elem,
+                                                   (size_t)KC_F * elem, &pf);
+                    k->gemm_f_load_w[t->wtype]((const char *)t->w + (size_t)o * t->row_bytes, n_in, no, k0, kc, wbuf);
+                    for (int64_t g = g0; g < g1; g++) {
+                        const int64_t r = g * ORION_GEMM_F_NB - b0; /* first row of the group in the chunk */
+                        const int nbv = (int)ORION_MIN((int64_t)ORION_GEMM_F_NB, mc - r);
+                        k->gemm_f_tile(kc, wbuf, kc, no, xp + (g * n_in + k0) * ORION_GEMM_F_NB, nbv,
+                                       ybuf + r * ldb + (o - j0), ldb, k0 > 0, g == g0 && has_pf ? &pf : NULL);
+                    }
+                }
+            }
+            for (int64_t r = 0; r < mc; r++)
+                memcpy(t->y + (b0 + r) * n_out + j0, ybuf + r * ldb, sizeof(float) * (size_t)(j1 - j0));
+        }
+    }
+}
+
+/* ---- quantized GEMM ------------------------------------------------------- */
+
+/* Phase 1: quantize and pack the activations, split by batch groups. */
+static void task_pack_q(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    const orion_kernels *k = t->k;
+    orion_block_q8a *rows = (orion_block_q8a *)(t->per_thread + (size_t)ith * t->plan.thread_bytes);
+    orion_gemm_qx *xp = (orion_gemm_qx *)t->shared;
+    const int64_t groups = (t->n_batch + ORION_GEMM_Q_NB - 1) / ORION_GEMM_Q_NB;
+    for (int64_t g = groups * ith / nth; g < groups * (ith + 1) / nth; g++) {
+        const int nbv = (int)ORION_MIN((int64_t)ORION_GEMM_Q_NB, t->n_batch - g * ORION_GEMM_Q_NB);
+        for (int r = 0; r < nbv; r++)
+            k->quantize_q8a(t->x + (g * ORION_GEMM_Q_NB + r) * t->n_in, rows + r * t->n_blocks, t->n_in);
+        k->gemm_q_pack_x(rows, t->n_blocks, nbv, t->n_blocks, xp + g * t->n_blocks);
+    }
+}
+
+/* Phase 2: the int8 tiles, split by outputs. */
+static void task_gemm_q(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    const orion_kernels *k = t->k;
+    const int64_t nblk = t->n_blocks, n_out = t->n_out;
+    const orion_gemm_qx *xp = (const orion_gemm_qx *)t->shared;
+    orion_gemm_qw *wp = (orion_gemm_qw *)(t->per_thread + (size_t)ith * t->plan.thread_bytes);
+    const int64_t groups = (t->n_batch + ORION_GEMM_Q_NB - 1) / ORION_GEMM_Q_NB;
+    int64_t o0, o1;
+    split_rows(n_out, 16, ith, nth, &o0, &o1);
+    if (o0 >= o1) return;
+
+    for (int64_t g0 = 0; g0 < groups; g0 += MBG_Q) {
+        const int64_t g1 = ORION_MIN(groups, g0 + MBG_Q);
+        for (int64_t kb = 0; kb < nblk; kb += KC_Q) {
+            const int64_t kcb = ORION_MIN((int64_t)KC_Q, nblk - kb);
+            const size_t bb = t->row_bytes / (size_t)nblk; /* bytes per block */
+            for (int64_t o = o0; o < o1; o += ORION_GEMM_Q_MO) {
+                const int no = (int)ORION_MIN((int64_t)ORION_GEMM_Q_MO, o1 - o);
+                orion_gemm_prefetch pf;
+                const bool has_pf = next_panel(t, o, ORION_GEMM_Q_MO, o0, o1, (size_t)kb * bb, (size_t)kcb * bb,
+                                               (size_t)KC_Q * bb, &pf);
+                k->gemm_q_pack_w[t->wtype]((const char *)t->w + (size_t)o * t->row_bytes, t->row_bytes,
+                                           no, kb, kcb, wp);
+                for (int64_t g = g0; g < g1; g++) {
+                    const int nbv = (int)ORION_MIN((int64_t)ORION_GEMM_Q_NB, t->n_batch - g * ORION_GEMM_Q_NB);
+                    k->gemm_q_tile[t->wtype](kcb, wp, xp + g * nblk + kb, no, nbv,
+                                             t->y + g * ORION_GEMM_Q_NB * n_out + o, n_out, kb > 0,
+                                             g == g0 && has_pf ? &pf : NULL);
+                }
+            }
+        }
+    }
+}
+
+/* ---- public entry points -------------------------------------------------- */
+
+static orion_status check_args(orion_type wtype, int64_t n_out, int64_t n_in, int64_t n_batch,
+                               const orion_type_traits **traits) {
+    const orion_type_traits *tr = orion__type_traits((int)wtype);
+    if (!tr) return orion__fail(ORION_ERR_UNSUPPORTED, "orion_matmul: unsupported weight type id %d", (int)wtype);
+    if (n_out < 0 || n_in < 0 || n_batch < 0)
+        return orion__fail(ORION_ERR_INVALID_ARG,
+                           "orion_matmul: negative size (n_out %lld, n_in %lld, n_batch %lld)",
+                           (long long)n_out, (long long)n_in, (long long)n_batch);
+    if (n_in % tr->block_elems != 0)
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_matmul: n_in %lld is not a multiple of %lld for %s",
+                           (long long)n_in, (long long)tr->block_elems, tr->name);
+    /* every element index and byte count must fit: n_out*row_bytes, n_batch*n_in, n_batch*n_out */
+    size_t bytes;
+    const size_t row_bytes = orion_type_row_bytes(wtype, n_in);
+    if (!orion__mul_ok((size_t)n_out, row_bytes, &bytes) || bytes > (size_t)INT64_MAX ||
+        !orion__mul_ok((size_t)n_batch, (size_t)n_in * sizeof(float), &bytes) || bytes > (size_t)INT64_MAX ||
+        !orion__mul_ok((size_t)n_batch, (size_t)n_out * sizeof(float), &bytes) || bytes > (size_t)INT64_MAX ||
+        (size_t)n_in > SIZE_MAX / sizeof(float) || (size_t)n_out > SIZE_MAX / sizeof(float))
+        return orion__fail(ORION_ERR_RANGE, "orion_matmul: sizes overflow (n_out %lld, n_in %lld, n_batch %lld)",
+                           (long long)n_out, (long long)n_in, (long long)n_batch);
+    *traits = tr;
+    return ORION_OK;
+}
+
+size_t orion_matmul_scratch_bytes(orion_type wtype, int64_t n_out, int64_t n_in, int64_t n_batch,
+                                  int n_threads) {
+    const orion_type_traits *tr = NULL;
+    if (check_args(wtype, n_out, n_in, n_batch, &tr) != ORION_OK) return 0;
+    if (n_out == 0 || n_batch == 0 || n_in == 0) return 0;
+    if (n_threads < 1) n_threads = 1;
+    mm_plan p;
+    if (plan(orion__kernels(), wtype, tr->quantized, n_in, n_batch, n_threads, &p) != ORION_OK) return 0;
+    if (p.total_bytes == 0) return 0;
+    return p.total_bytes > SIZE_MAX - SCRATCH_ALIGN ? SIZE_MAX : p.total_bytes + SCRATCH_ALIGN;
+}
+
+orion_status orion_matmul(orion_threadpool *pool, orion_arena *scratch, orion_type wtype, const void *w,
+                          int64_t n_out, int64_t n_in, const float *x, int64_t n_batch, float *y) {
+    const orion_type_traits *tr = NULL;
+    orion_status st = check_args(wtype, n_out, n_in, n_batch, &tr);
+    if (st != ORION_OK) return st;
+    if (n_out == 0 || n_batch == 0) return ORION_OK;
+    if (!y) return orion__fail(ORION_ERR_INVALID_ARG, "orion_matmul: y is NULL");
+    if (n_in == 0) {
+        memset(y, 0, (size_t)n_batch * (size_t)n_out * sizeof(float));
+        return ORION_OK;
+    }
+    if (!w || !x) return orion__fail(ORION_ERR_INVALID_ARG, "orion_matmul: %s is NULL", !w ? "w" : "x");
+
+    const orion_kernels *k = orion__kernels();
+    const int nth = orion_threadpool_n_threads(pool);
+    mm_task t;
+    memset(&t, 0, sizeof t);
+    st = plan(k, wtype, tr->quantized, n_in, n_batch, nth, &t.plan);
+    if (st != ORION_OK) return st;
+    t.k = k;
+    t.wtype = wtype;
+    t.w = w;
+    t.row_bytes = orion_type_row_bytes(wtype, n_in);
+    t.n_out = n_out;
+    t.n_in = n_in;
+    t.n_blocks = n_in / ORION_QK;
+    t.n_batch = n_batch;
+    t.x = x;
+    t.y = y;
+
+    unsigned char *mem = NULL;
+    /* taken before any branch: the rewind below must never drop the
+     * caller's own allocations in the arena */
+    size_t mark = scratch ? orion_arena_mark(scratch) : 0;
+    if (t.plan.total_bytes > 0) {
+        if (scratch) {
+            mem = orion_arena_alloc(scratch, t.plan.total_bytes, SCRATCH_ALIGN);
+            if (!mem)
+                return orion__fail(ORION_ERR_NOMEM,
+                                   "orion_matmul: scratch arena too small: %zu bytes needed, %zu of %zu free",
+                                   t.plan.total_bytes + SCRATCH_ALIGN,
+                                   orion_arena_capacity(scratch) - orion_arena_used(scratch),
+                                   orion_arena_capacity(scratch));
+        } else {
+            mem = orion__malloc_aligned(t.plan.total_bytes, SCRATCH_ALIGN);
+            if (!mem)
+                return orion__fail(ORION_ERR_NOMEM, "orion_matmul: cannot allocate %zu bytes of scratch",
+                                   t.plan.total_bytes);
+        }
+        t.shared = mem;
+        t.per_thread = mem + t.plan.shared_bytes;
+    }
+
+    switch (t.plan.path) {
+    case PATH_MV_Q:
+        for (int64_t b = 0; b < n_batch; b++)
+            k->quantize_q8a(x + b * n_in, (orion_block_q8a *)t.shared + b * t.n_blocks, n_in);
+        orion_threadpool_run(pool, task_mv_q, &t);
+        break;
+    case PATH_MV_F:
+        orion_threadpool_run(pool, task_mv_f, &t);
+        break;
+    case PATH_GEMM_F:
+        orion_threadpool_run(pool, task_pack_f, &t);
+        orion_threadpool_run(pool, task_gemm_f, &t);
+        break;
+    case PATH_GEMM_Q:
+        orion_threadpool_run(pool, task_pack_q, &t);
+        orion_threadpool_run(pool, task_gemm_q, &t);
+        break;
+    }
+
+    if (scratch)
+        orion_arena_rewind(scratch, mark);
+    else
+        orion__free_aligned(mem);
+    return ORION_OK;
+}
