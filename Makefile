@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR     ?= 0
 CMAKE_FLAGS = -DORION_WERROR=$(if $(filter 1,$(WERROR)),ON,OFF)
 
-.PHONY: all build test test-fast test-asan asan run bench clean fuzz fuzz-smoke
+.PHONY: all build test test-fast test-asan test-fuzz asan run bench clean fuzz fuzz-smoke
 
 all: build
 
@@ -19,8 +19,12 @@ asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORION_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Every test, in the optimized build and in the sanitizer build.
-test: test-fast test-asan
+# Every test: the optimized build, a short fuzzing run, then the sanitizer build.
+test: test-fast test-fuzz test-asan
+
+# A short fuzzing run of every parser (longer runs: make fuzz-smoke FUZZ_SECONDS=600)
+test-fuzz:
+	$(MAKE) fuzz-smoke FUZZ_SECONDS=15
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -8,7 +8,8 @@ set -eu
 
 # Debian packages: compiler and build tools, the test framework, cJSON, and
 # the python modules of the independent references in tests/ref/.
-PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev python3 python3-numpy python3-torch python3-sentencepiece"
+# clang and its runtime: the libFuzzer targets (make fuzz-smoke, part of make test)
+PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev python3 python3-numpy python3-torch python3-sentencepiece clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
