@@ -473,6 +473,7 @@ typedef struct orion_llm_info {
     int      n_vocab, n_ctx, n_ctx_train, n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim, n_rot;
     int      sliding_window;  /* 0 = none */
     float    rope_freq_base, rms_eps;
+    float    rope_freq_scale;  /* 1 / linear rope scaling factor (1 = none) */
     int32_t  bos, eos;
     size_t   weight_bytes;    /* tensor bytes in the mapping */
     size_t   kv_bytes;        /* KV cache */

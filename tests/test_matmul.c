@@ -602,6 +602,33 @@ static void test_matmul_arena(void **state) {
     }
 }
 
+/* The caller's own allocations in the arena survive every path, including
+ * those that need no scratch (float matrix-vector): orion_matmul rewinds
+ * only to where the arena was when it was called. */
+static void test_matmul_arena_keeps_caller_allocations(void **state) {
+    (void)state;
+    test_rng r = {8};
+    const struct { orion_type t; int64_t n_batch; } cases[] = {
+        {ORION_TYPE_F32, 1}, {ORION_TYPE_F16, 2}, {ORION_TYPE_Q8_0, 1}, {ORION_TYPE_Q4_0, 9}, {ORION_TYPE_BF16, 20},
+    };
+    for (size_t ci = 0; ci < ORION_ARRAY_LEN(cases); ci++) {
+        case_data c;
+        case_init(&r, &c, cases[ci].t, 19, 3 * ORION_QK, cases[ci].n_batch);
+        const size_t need = orion_matmul_scratch_bytes(c.t, c.n_out, c.n_in, c.n_batch, 2);
+        orion_arena *a;
+        assert_int_equal(orion_arena_init(need + 4096, &a), ORION_OK);
+        unsigned char *mine = orion_arena_alloc(a, 1000, 8);
+        assert_non_null(mine);
+        memset(mine, 0x5c, 1000);
+        const size_t used = orion_arena_used(a);
+        run_and_check(pools[2], a, c.t, c.w, c.n_out, c.n_in, c.x, c.n_batch, c.exact, c.tsum);
+        assert_int_equal(orion_arena_used(a), used);
+        for (int i = 0; i < 1000; i++) assert_int_equal(mine[i], 0x5c);
+        orion_arena_free(a);
+        case_free(&c);
+    }
+}
+
 static int setup(void **state) {
     (void)state;
     for (int n = 1; n <= 3; n++) {
@@ -629,6 +656,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_float_odd_lengths),
         cmocka_unit_test(test_matmul_errors),
         cmocka_unit_test(test_matmul_arena),
+        cmocka_unit_test(test_matmul_arena_keeps_caller_allocations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -161,6 +161,19 @@ static orion_status load_gguf(orion_llm *m, const char *path) {
     in->rms_eps = orion_gguf_get_f64(g, key, &d) == ORION_OK ? (float)d : 1e-5f;
     if (!(in->rope_freq_base > 0.0f) || !(in->rms_eps >= 0.0f))
         return orion__fail(ORION_ERR_FORMAT, "%s: bad rope.freq_base or rms epsilon", path);
+    /* rope scaling: "linear" divides positions by the factor; others are
+     * refused rather than run wrongly */
+    char scaling[32] = "";
+    snprintf(key, sizeof key, "%s.rope.scaling.type", in->arch);
+    if (orion_gguf_get_str(g, key, scaling, sizeof scaling) == ORION_OK && strcmp(scaling, "none") != 0) {
+        if (strcmp(scaling, "linear") != 0)
+            return orion__fail(ORION_ERR_UNSUPPORTED, "%s: rope scaling '%s' is not supported (linear is)", path,
+                               scaling);
+        snprintf(key, sizeof key, "%s.rope.scaling.factor", in->arch);
+        if (orion_gguf_get_f64(g, key, &d) != ORION_OK || !(d >= 1.0 && d <= 1024.0))
+            return orion__fail(ORION_ERR_FORMAT, "%s: %s must be a number in [1, 1024]", path, key);
+        in->rope_freq_scale = (float)(1.0 / d);
+    }
 
     if ((st = orion__spm_vocab_from_gguf(g, &m->vocab)) != ORION_OK) return st;
     const orion_gguf_value *tmpl = orion_gguf_get(g, "tokenizer.chat_template");
@@ -296,6 +309,7 @@ orion_status orion_llm_load(const char *path, const orion_llm_params *params, or
     char magic[4] = {0};
     bool is_gguf = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
     if (f) fclose(f);
+    m->info.rope_freq_scale = 1.0f;
     st = is_gguf ? load_gguf(m, path) : load_llama2c(m, path, p.tokenizer);
     if (st != ORION_OK) goto fail;
 
@@ -329,7 +343,7 @@ orion_status orion_llm_load(const char *path, const orion_llm_params *params, or
         goto fail;
     }
     for (int i = 0; i < in->n_rot / 2; i++)
-        m->inv_freq[i] = 1.0f / powf(in->rope_freq_base, (float)(2 * i) / (float)in->n_rot);
+        m->inv_freq[i] = in->rope_freq_scale / powf(in->rope_freq_base, (float)(2 * i) / (float)in->n_rot);
     in->scratch_bytes = scratch_size(m, orion_threadpool_n_threads(m->pool));
     if ((st = orion_arena_init(in->scratch_bytes, &m->arena)) != ORION_OK) goto fail;
     *out = m;
