@@ -506,6 +506,13 @@ size_t orion_llm_token_to_piece(const orion_llm *llm, int32_t token, char *buf, 
 orion_status orion_llm_eval(orion_llm *llm, const int32_t *tokens, int32_t n, int32_t pos,
                             float *logits, bool all_logits);
 
+/* Called before every matrix product with its input: n_rows rows of n_in
+ * floats multiplying the weight tensor `weight_name` (GGUF models only).
+ * For collecting activation statistics (orion imatrix). NULL removes it. */
+typedef void (*orion_llm_observer)(void *user, const char *weight_name, const float *x, int64_t n_rows,
+                                   int64_t n_in);
+void orion_llm_set_observer(orion_llm *llm, orion_llm_observer fn, void *user);
+
 /* ---- sampling ---- */
 
 typedef struct orion_sampler_params {

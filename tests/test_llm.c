@@ -271,11 +271,61 @@ static void test_quality(void **state) {
     free(text);
 }
 
+/* `orion imatrix` writes llama.cpp's layout, which `orion quantize
+ * --imatrix` reads back: one entry per weight matrix the layers multiply,
+ * positive mean squares. */
+static void test_imatrix(void **state) {
+    (void)state;
+    const char *bin = getenv("ORION_BIN");
+    if (!dir[0] || !bin) skip();
+    char im[256], q[256], cmd[4096];
+    snprintf(im, sizeof im, "/tmp/orion_test_imatrix_%d.dat", (int)getpid());
+    snprintf(q, sizeof q, "/tmp/orion_test_imatrix_%d.gguf", (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s imatrix %s/stories260K.gguf -f %s/stories.txt -o %s --ctx 64 --chunks 4 > /dev/null",
+             bin, dir, ORION_TEST_DATA, im);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(im, "rb");
+    assert_non_null(f);
+    int32_t n = 0, len = 0, ncall = 0, nval = 0;
+    assert_int_equal(fread(&n, 4, 1, f), 1);
+    assert_int_equal(n, 35); /* 5 layers x (q, k, v, output, gate, up, down) */
+    assert_int_equal(fread(&len, 4, 1, f), 1);
+    assert_true(len > 0 && len < 64);
+    char name[64] = {0};
+    assert_int_equal(fread(name, 1, (size_t)len, f), (size_t)len);
+    assert_non_null(strstr(name, "blk.0."));
+    assert_int_equal(fread(&ncall, 4, 1, f), 1);
+    assert_int_equal(fread(&nval, 4, 1, f), 1);
+    assert_true(ncall >= 4);
+    assert_int_equal(nval, 64);
+    for (int i = 0; i < nval; i++) {
+        float v;
+        assert_int_equal(fread(&v, 4, 1, f), 1);
+        assert_true(v > 0.0f && isfinite(v));
+    }
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s quantize %s/stories260K.gguf %s --type q4_1 --imatrix %s > /dev/null", bin, dir, q, im);
+    assert_int_equal(system(cmd), 0);
+    orion_llm *llm = NULL;
+    assert_int_equal(orion_llm_load(q, NULL, &llm), ORION_OK);
+    orion_llm_free(llm);
+    /* a broken imatrix file is refused by name */
+    f = fopen(im, "wb");
+    fwrite("\x05\x00\x00\x00\xff\xff", 1, 6, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s quantize %s/stories260K.gguf %s --type q4_1 --imatrix %s 2>/dev/null >/dev/null",
+             bin, dir, q, im);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    unlink(im);
+    unlink(q);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_gguf),   cmocka_unit_test(test_greedy_llama2c),
         cmocka_unit_test(test_cli_run),       cmocka_unit_test(test_batch_consistency),
-        cmocka_unit_test(test_quality),
+        cmocka_unit_test(test_quality),       cmocka_unit_test(test_imatrix),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -16,5 +16,6 @@ int orion_cli_perplexity(int argc, char **argv);     /* tools/cmd_perplexity.c *
 int orion_cli_synth(int argc, char **argv);          /* tools/cmd_synth.c */
 int orion_cli_bench_decode(int argc, char **argv);   /* bench/bench_decode.c */
 int orion_cli_chat(int argc, char **argv);           /* tools/cmd_chat.c */
+int orion_cli_imatrix(int argc, char **argv);        /* tools/cmd_imatrix.c */
 
 #endif

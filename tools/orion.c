@@ -16,7 +16,8 @@ static void usage(FILE *f) {
             "  version              print the version, CPU features and kernel set\n"
             "  info FILE            metadata, tensors and memory needed to run a GGUF file\n"
             "                       [--json] [--ctx N]\n"
-            "  convert SRC OUT.gguf  llama2.c checkpoint or GGUF to GGUF [--type T] [--tokenizer F]\n"
+            "  convert SRC OUT.gguf  llama2.c checkpoint, Hugging Face directory or GGUF to GGUF\n"
+            "                       [--type T] [--tokenizer F]\n"
             "  quantize IN OUT --type T   re-type a GGUF: f32 f16 bf16 q8_0 q4_0 q4_1\n"
             "                       [--calibrate] [--imatrix FILE] [--per-tensor]\n"
             "  bench kernels        measure memory bandwidth, FMA peak and our kernels\n"
@@ -27,6 +28,7 @@ static void usage(FILE *f) {
             "                       --type T [--arch llama|mistral] [--seed S] (--list: the shapes)\n"
             "  run MODEL -p PROMPT -n N   generate text [--temp T] [--top-k K] [--top-p P]\n"
             "                       [--min-p P] [--repeat-penalty R] [--seed S] [--threads N] [--ctx C]\n"
+            "  imatrix MODEL -f TEXT -o FILE   per-column activation importance for quantize --imatrix\n"
             "  chat MODEL           interactive chat [--template llama2|mistral|chatml] [-s SYSTEM]\n"
             "  perplexity MODEL -f TEXT   perplexity [--ctx C] [--base MODEL: KL divergence, top-1] [--json]\n"
             "  help                 this text\n");
@@ -48,6 +50,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+    if (strcmp(cmd, "imatrix") == 0) return orion_cli_imatrix(argc - 2, argv + 2);
     if (strcmp(cmd, "chat") == 0) return orion_cli_chat(argc - 2, argv + 2);
     if (strcmp(cmd, "synth") == 0) return orion_cli_synth(argc - 2, argv + 2);
     if (strcmp(cmd, "perplexity") == 0) return orion_cli_perplexity(argc - 2, argv + 2);

@@ -36,6 +36,7 @@ typedef struct weight {
     const void *data;  /* n_out rows of n_in elements */
     int64_t     n_in, n_out;
     size_t      row_bytes;
+    const char *name;  /* tensor name (GGUF), NULL otherwise */
 } weight;
 
 typedef struct layer {
@@ -46,6 +47,8 @@ typedef struct layer {
 
 struct orion_llm {
     orion_llm_info   info;
+    orion_llm_observer observer;  /* sees every matrix product's input */
+    void            *observer_user;
     orion_gguf      *gguf;   /* one of these two owns the mapping */
     orion_llama2c   *l2c;
     orion_spm_vocab *vocab;
@@ -85,7 +88,7 @@ static orion_status tensor_weight(const orion_gguf *g, const char *name, int64_t
     if (t->n_dims != 2 || t->ne[0] != n_in || t->ne[1] != n_out)
         return orion__fail(ORION_ERR_FORMAT, "model: tensor '%s' has shape %lld x %lld, expected %lld x %lld", name,
                            (long long)t->ne[0], (long long)t->ne[1], (long long)n_in, (long long)n_out);
-    *w = (weight){t->type, t->data, n_in, n_out, orion_type_row_bytes(t->type, n_in)};
+    *w = (weight){t->type, t->data, n_in, n_out, orion_type_row_bytes(t->type, n_in), t->name};
     return ORION_OK;
 }
 
@@ -215,7 +218,7 @@ static orion_status load_gguf(orion_llm *m, const char *path) {
 }
 
 static weight f32_weight(const float *p, int64_t n_in, int64_t n_out) {
-    weight w = {ORION_TYPE_F32, p, n_in, n_out, (size_t)n_in * 4};
+    weight w = {ORION_TYPE_F32, p, n_in, n_out, (size_t)n_in * 4, NULL};
     return w;
 }
 
@@ -388,7 +391,13 @@ size_t orion_llm_token_to_piece(const orion_llm *m, int32_t token, char *buf, si
 
 /* ---- evaluation --------------------------------------------------------------------- */
 
+void orion_llm_set_observer(orion_llm *m, orion_llm_observer fn, void *user) {
+    m->observer = fn;
+    m->observer_user = user;
+}
+
 static orion_status matmul(orion_llm *m, const weight *w, const float *x, int64_t n, float *y) {
+    if (m->observer && w->name) m->observer(m->observer_user, w->name, x, n, w->n_in);
     size_t mark = orion_arena_mark(m->arena);
     orion_status st = orion_matmul(m->pool, m->arena, w->type, w->data, w->n_out, w->n_in, x, n, y);
     orion_arena_rewind(m->arena, mark);
