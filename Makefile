@@ -33,9 +33,13 @@ test-asan: asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS)
 
-# The main job (until the embedding service exists: the kernel benchmark).
+# The main job (until the embedding service exists): generate text with the
+# real stories260K model from ../shared, then measure the kernels against the
+# machine's bandwidth and FMA peak.
+SHARED ?= ../shared
 run: build
 	./$(BUILD)/orion version
+	./$(BUILD)/orion run $(SHARED)/models/stories260K/stories260K.gguf -p "Once upon a time" -n 200 --temp 0
 	./$(BUILD)/orion bench kernels --threads $(JOBS)
 
 bench: build
