@@ -1,6 +1,6 @@
 /*
- * test_matmul.c — the int8 activation kernels (quantize_q8a, dot_q8a), the
- * GEMM section of the kernel table, and orion_matmul.
+ * test_matmul.c — the int8 activation kernels (quantize_q8a, dot_q8a,
+ * dot_q8a_rows), the GEMM section of the kernel table, and orion_matmul.
  *
  * Weights are built directly as blocks from a seeded generator (random
  * quants and scales), so these tests do not depend on the quantizers. Every
@@ -254,6 +254,58 @@ static void test_dot_q8a(void **state) {
             if (simd) {
                 const double sv = simd->dot_q8a[t](n, w, xq);
                 check_dot("simd dot_q8a", t, nb, sv, exact, tsum);
+            }
+            free(w);
+            free(deq);
+            free(mag);
+            free(xe);
+            free(x);
+            free(xq);
+        }
+    }
+}
+
+/* dot_q8a_rows (1..ORION_DOT_ROWS_MAX rows per call, at awkward lengths) vs
+ * the double sum, for the reference and the SIMD tables; rows past n_rows
+ * must not be written. */
+static void test_dot_q8a_rows(void **state) {
+    (void)state;
+    const orion_kernels *tabs[2] = {orion__kernels_ref(), orion__kernels_simd()};
+    test_rng r = {5};
+    for (size_t ti = 0; ti < ORION_ARRAY_LEN(Q_TYPES); ti++) {
+        const orion_type t = Q_TYPES[ti];
+        assert_non_null(tabs[0]->dot_q8a_rows[t]);
+        for (int li = 0; li < TEST_N_AWKWARD; li++) {
+            const int64_t nb = TEST_AWKWARD_LENGTHS[li], n = nb * ORION_QK;
+            const int64_t mr = ORION_DOT_ROWS_MAX;
+            const size_t rb = orion_type_row_bytes(t, n);
+            double *deq = malloc(sizeof(double) * (size_t)(n * mr)), *mag = malloc(sizeof(double) * (size_t)(n * mr));
+            double *xe = malloc(sizeof(double) * (size_t)n);
+            float *x = malloc(sizeof(float) * (size_t)n);
+            orion_block_q8a *xq = malloc(sizeof *xq * (size_t)nb);
+            assert_true(deq && mag && xe && x && xq);
+            void *w = make_weights(&r, t, mr, n, deq, mag);
+            fill_activations(&r, x, n);
+            tabs[0]->quantize_q8a(x, xq, n);
+            effective_x(t, x, n, 1, xe);
+            for (int ki = 0; ki < 2; ki++) {
+                if (!tabs[ki] || !tabs[ki]->dot_q8a_rows[t]) continue;
+                for (int nr = 1; nr <= ORION_DOT_ROWS_MAX; nr++) {
+                    /* start at the last rows too, so a group ends at the end of W */
+                    const int64_t r0 = mr - nr;
+                    float out[ORION_DOT_ROWS_MAX + 1];
+                    for (int i = 0; i <= ORION_DOT_ROWS_MAX; i++) out[i] = -12345.0f;
+                    tabs[ki]->dot_q8a_rows[t](n, (const char *)w + (size_t)r0 * rb, rb, nr, xq, out);
+                    for (int i = nr; i <= ORION_DOT_ROWS_MAX; i++) assert_true(out[i] == -12345.0f);
+                    for (int i = 0; i < nr; i++) {
+                        double exact = 0.0, tsum = 0.0;
+                        for (int64_t k = 0; k < n; k++) {
+                            exact += deq[(r0 + i) * n + k] * xe[k];
+                            tsum += mag[(r0 + i) * n + k] * fabs(xe[k]);
+                        }
+                        check_dot(ki ? "simd dot_q8a_rows" : "ref dot_q8a_rows", t, nb, out[i], exact, tsum);
+                    }
+                }
             }
             free(w);
             free(deq);
@@ -650,6 +702,7 @@ int main(void) {
         cmocka_unit_test(test_quantize_q8a_matches_ref),
         cmocka_unit_test(test_quantize_q8a_ties),
         cmocka_unit_test(test_dot_q8a),
+        cmocka_unit_test(test_dot_q8a_rows),
         cmocka_unit_test(test_gemm_section_matches_ref),
         cmocka_unit_test(test_matmul_shapes),
         cmocka_unit_test(test_matmul_chunks),

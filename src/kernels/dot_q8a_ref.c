@@ -1,7 +1,8 @@
 /*
  * dot_q8a_ref.c — reference (specification) of the int8 activation path:
  * quantizing f32 activations to q8a blocks, and the dot product of one
- * quantized weight row (q8_0, q4_0, q4_1) with q8a activations.
+ * quantized weight row (q8_0, q4_0, q4_1) with q8a activations, and of
+ * dot_q8a_rows (several consecutive rows: this dot for each of them).
  *
  * quantize_q8a, per block of 32:
  *   amax = max |x_i| (NaN ignored), d = amax / 127, id = d ? 1/d : 0,
@@ -103,9 +104,22 @@ static float dot_q8a_q4_1_ref(int64_t n, const void *w, const orion_block_q8a *x
     return sum;
 }
 
+#define DOT_ROWS_REF(T)                                                                          \
+    static void dot_q8a_rows_##T##_ref(int64_t n, const void *w, size_t row_bytes, int n_rows, \
+                                       const orion_block_q8a *x, float *out) {                 \
+        for (int r = 0; r < n_rows; r++)                                                         \
+            out[r] = dot_q8a_##T##_ref(n, (const char *)w + (size_t)r * row_bytes, x);          \
+    }
+DOT_ROWS_REF(q8_0)
+DOT_ROWS_REF(q4_0)
+DOT_ROWS_REF(q4_1)
+
 void orion__register_dot_q8a_ref(orion_kernels *k) {
     k->quantize_q8a = quantize_q8a_ref;
     k->dot_q8a[ORION_TYPE_Q8_0] = dot_q8a_q8_0_ref;
     k->dot_q8a[ORION_TYPE_Q4_0] = dot_q8a_q4_0_ref;
     k->dot_q8a[ORION_TYPE_Q4_1] = dot_q8a_q4_1_ref;
+    k->dot_q8a_rows[ORION_TYPE_Q8_0] = dot_q8a_rows_q8_0_ref;
+    k->dot_q8a_rows[ORION_TYPE_Q4_0] = dot_q8a_rows_q4_0_ref;
+    k->dot_q8a_rows[ORION_TYPE_Q4_1] = dot_q8a_rows_q4_1_ref;
 }

@@ -112,6 +112,10 @@ typedef void  (*orion_quantize_row_fn)(const float *x, void *y, int64_t n);
 typedef void  (*orion_dequantize_row_fn)(const void *x, float *y, int64_t n);
 typedef float (*orion_dot_f32_fn)(int64_t n, const void *w, const float *x);
 typedef float (*orion_dot_q8a_fn)(int64_t n, const void *w, const orion_block_q8a *x);
+typedef void  (*orion_dot_q8a_rows_fn)(int64_t n, const void *w, size_t row_bytes, int n_rows,
+                                       const orion_block_q8a *x, float *out);
+
+#define ORION_DOT_ROWS_MAX 4 /* most rows one dot_q8a_rows call computes */
 
 typedef struct orion_kernels {
     const char *name; /* "ref", "avx2" */
@@ -131,6 +135,11 @@ typedef struct orion_kernels {
     /* Dot product of one weight row with q8a activations; set for the
      * quantized types (q8_0, q4_0, q4_1), NULL for float types. */
     orion_dot_q8a_fn        dot_q8a[ORION_TYPE_COUNT];
+    /* out[r] = dot_q8a of weight row r (at w + r*row_bytes) with x, for
+     * r < n_rows, 1 <= n_rows <= ORION_DOT_ROWS_MAX: several rows per pass
+     * share the activation loads. Same bound as dot_q8a. May be NULL (then
+     * matmul.c calls dot_q8a per row). */
+    orion_dot_q8a_rows_fn   dot_q8a_rows[ORION_TYPE_COUNT];
 
     /* == GEMM section (gemm_ref.c, x86/gemm_avx2.c; owned by matmul.c) ===== */
     /* Tiles of y[b][o] (+)= sum_k W[o][k] * x[b][k], outer-product form: a

@@ -6,9 +6,11 @@
  *
  *  - Matrix-vector (n_batch <= MV_MAX_BATCH, or no GEMM tiles in the table).
  *    Quantized W: x is quantized once to q8a on the calling thread; each
- *    thread then takes a range of output rows and computes dot_q8a of each
- *    row with each batch row, so a weight row is read from memory once and
- *    reused from L1 for the other batch rows. Float W: the same with dot_f32.
+ *    thread then takes a range of output rows and computes, per group of
+ *    ORION_DOT_ROWS_MAX rows, dot_q8a_rows with each batch row (dot_q8a per
+ *    row when the table has no dot_q8a_rows), so weights are read from
+ *    memory once and reused from L1 for the other batch rows (the
+ *    dot_q8a_rows kernel prefetches the next group of rows itself). Float W: the same with dot_f32.
  *
  *  - Float GEMM (f32, f16, bf16 W). Phase 1 (split by batch groups): pack
  *    x batch-minor, [n_in][16] floats per group of 16 rows. Phase 2 (split
@@ -196,12 +198,28 @@ static void prefetch_row(const char *p, size_t bytes) {
 static void task_mv_q(void *arg, int ith, int nth) {
     const mm_task *t = arg;
     const orion_dot_q8a_fn dot = t->k->dot_q8a[t->wtype];
+    const orion_dot_q8a_rows_fn rows = t->k->dot_q8a_rows[t->wtype];
     const orion_block_q8a *xq = (const orion_block_q8a *)t->shared;
+    const size_t rb = t->row_bytes;
     int64_t o0, o1;
     split_rows(t->n_out, 16, ith, nth, &o0, &o1);
+    if (rows) {
+        /* groups of ORION_DOT_ROWS_MAX rows; the kernel prefetches the next
+         * group as it goes */
+        for (int64_t o = o0; o < o1; o += ORION_DOT_ROWS_MAX) {
+            const int nr = (int)ORION_MIN((int64_t)ORION_DOT_ROWS_MAX, o1 - o);
+            const char *grp = (const char *)t->w + (size_t)o * rb;
+            float out[ORION_DOT_ROWS_MAX];
+            for (int64_t b = 0; b < t->n_batch; b++) {
+                rows(t->n_in, grp, rb, nr, xq + b * t->n_blocks, out);
+                for (int r = 0; r < nr; r++) t->y[b * t->n_out + o + r] = out[r];
+            }
+        }
+        return;
+    }
     for (int64_t o = o0; o < o1; o++) {
-        const void *row = (const char *)t->w + (size_t)o * t->row_bytes;
-        if (o + MV_PREFETCH_ROWS < o1) prefetch_row((const char *)row + MV_PREFETCH_ROWS * t->row_bytes, t->row_bytes);
+        const void *row = (const char *)t->w + (size_t)o * rb;
+        if (o + MV_PREFETCH_ROWS < o1) prefetch_row((const char *)row + MV_PREFETCH_ROWS * rb, rb);
         for (int64_t b = 0; b < t->n_batch; b++)
             t->y[b * t->n_out + o] = dot(t->n_in, row, xq + b * t->n_blocks);
     }
