@@ -59,6 +59,12 @@ static inline bool orion__add_ok(size_t a, size_t b, size_t *out) {
     return true;
 }
 
+/* ---- mapped files (mapped_file.c) ---------------------------------------
+ * Maps a whole regular file read-only; *data and *size describe it until
+ * orion__file_unmap. Errors name the path. */
+orion_status orion__file_map(const char *path, const uint8_t **data, size_t *size);
+void         orion__file_unmap(const uint8_t *data, size_t size);
+
 /* ---- errors (status.c) ----------------------------------------------------
  * Sets this thread's last-error message and returns `status`, so a failing
  * path reads: return orion__fail(ORION_ERR_FORMAT, "%s: bad magic", path); */

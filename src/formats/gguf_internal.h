@@ -10,7 +10,7 @@
 struct orion_gguf {
     const uint8_t     *data;        /* the whole file */
     size_t             size;
-    void              *map;         /* mmap base when we mapped it, else NULL */
+    const uint8_t     *map;         /* the mapping when we mapped the file, else NULL */
     char              *label;       /* path (or "<memory>") for messages */
     uint32_t           version;
     size_t             alignment;

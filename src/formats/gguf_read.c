@@ -22,13 +22,8 @@
 #include "formats/gguf_internal.h"
 #include "kernels/kernels.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define GGUF_MAGIC 0x46554747u         /* "GGUF" little-endian */
 #define GGUF_MAX_KEY_LEN (1u << 16)    /* keys are short names */
@@ -446,31 +441,18 @@ orion_status orion_gguf_open_memory(const void *data, size_t size, orion_gguf **
 orion_status orion_gguf_open(const char *path, orion_gguf **out) {
     if (!out || !path) return orion__fail(ORION_ERR_INVALID_ARG, "orion_gguf_open: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return orion__fail(errno == ENOENT ? ORION_ERR_NOT_FOUND : ORION_ERR_IO, "%s: cannot open: %s", path,
-                                   strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return orion__fail(ORION_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size == 0) {
-        close(fd);
-        return orion__fail(ORION_ERR_FORMAT, "%s: empty file", path);
-    }
-    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED) return orion__fail(ORION_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
+    const uint8_t *map;
+    size_t size;
+    orion_status st = orion__file_map(path, &map, &size);
+    if (st != ORION_OK) return st;
     orion_gguf *g = NULL;
-    orion_status st = new_handle(path, &g);
-    if (st != ORION_OK) {
-        munmap(map, (size_t)sb.st_size);
+    if ((st = new_handle(path, &g)) != ORION_OK) {
+        orion__file_unmap(map, size);
         return st;
     }
     g->map = map;
     g->data = map;
-    g->size = (size_t)sb.st_size;
+    g->size = size;
     if ((st = open_common(g, path)) != ORION_OK) {
         orion_gguf_free(g);
         return st;
@@ -483,7 +465,7 @@ void orion_gguf_free(orion_gguf *g) {
     if (!g) return;
     for (size_t i = 0; i < g->n_owned; i++) orion__free(g->owned[i]);
     orion__free(g->owned);
-    if (g->map) munmap(g->map, g->size);
+    if (g->map) orion__file_unmap(g->map, g->size);
     orion__free(g->label);
     orion__free(g);
 }

@@ -29,36 +29,11 @@
  */
 #include "formats/llama2c.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define LLAMA2C_MAGIC 0x616b3432u
 #define LLAMA2C_V1_HEADER 256
-
-/* Maps a whole file read-only. */
-static orion_status map_file(const char *path, const uint8_t **data, size_t *size) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return orion__fail(errno == ENOENT ? ORION_ERR_NOT_FOUND : ORION_ERR_IO, "%s: cannot open: %s", path,
-                           strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0) {
-        close(fd);
-        return orion__fail(ORION_ERR_FORMAT, "%s: not a regular, non-empty file", path);
-    }
-    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (p == MAP_FAILED) return orion__fail(ORION_ERR_IO, "%s: cannot map: %s", path, strerror(e));
-    *data = p;
-    *size = (size_t)sb.st_size;
-    return ORION_OK;
-}
 
 static int32_t rd_i32(const uint8_t *p) {
     int32_t v;
@@ -147,7 +122,7 @@ orion_status orion__llama2c_open(const char *path, orion_llama2c **out) {
     *out = NULL;
     orion_llama2c *m = orion__calloc(1, sizeof *m);
     if (!m) return orion__fail(ORION_ERR_NOMEM, "%s: out of memory", path);
-    orion_status st = map_file(path, &m->data, &m->size);
+    orion_status st = orion__file_map(path, &m->data, &m->size);
     if (st != ORION_OK) {
         orion__free(m);
         return st;
@@ -196,7 +171,7 @@ fail:
 
 void orion__llama2c_free(orion_llama2c *m) {
     if (!m) return;
-    if (m->data) munmap((void *)m->data, m->size);
+    if (m->data) orion__file_unmap(m->data, m->size);
     orion__free(m);
 }
 
@@ -246,11 +221,11 @@ orion_status orion__llama2c_vocab_load(const char *path, int32_t n_vocab, orion_
     *out = NULL;
     const uint8_t *data;
     size_t size;
-    orion_status st = map_file(path, &data, &size);
+    orion_status st = orion__file_map(path, &data, &size);
     if (st != ORION_OK) return st;
     orion_llama2c_vocab *v = orion__calloc(1, sizeof *v);
     if (!v) {
-        munmap((void *)data, size);
+        orion__file_unmap(data, size);
         return orion__fail(ORION_ERR_NOMEM, "%s: out of memory", path);
     }
     v->n = n_vocab;
@@ -290,7 +265,7 @@ orion_status orion__llama2c_vocab_load(const char *path, int32_t n_vocab, orion_
         st = orion__fail(ORION_ERR_FORMAT, "%s: %zu trailing bytes after %d tokens (vocabulary size mismatch?)", path,
                          size - pos, n_vocab);
 done:
-    munmap((void *)data, size);
+    orion__file_unmap(data, size);
     if (st != ORION_OK) {
         orion__llama2c_vocab_free(v);
         return st;

@@ -23,20 +23,15 @@
 #include "formats/safetensors.h"
 #include "formats/json.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define ST_MAX_NAME 4096 /* bytes of a tensor name */
 
 struct orion_safetensors {
     const uint8_t          *file;       /* the whole file */
     size_t                  size;
-    void                   *map;        /* mmap base when we mapped it, else NULL */
+    const uint8_t          *map;        /* the mapping when we mapped the file, else NULL */
     char                   *label;      /* path (or "<memory>") for messages */
     size_t                  data_start; /* 8 + N */
     size_t                  data_size;
@@ -313,32 +308,18 @@ orion_status orion__safetensors_open_memory(const void *data, size_t size, const
 orion_status orion__safetensors_open(const char *path, orion_safetensors **out) {
     if (!out || !path) return orion__fail(ORION_ERR_INVALID_ARG, "orion__safetensors_open: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return orion__fail(errno == ENOENT ? ORION_ERR_NOT_FOUND : ORION_ERR_IO, "%s: cannot open: %s", path,
-                           strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return orion__fail(ORION_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size == 0) {
-        close(fd);
-        return orion__fail(ORION_ERR_FORMAT, "%s: empty file", path);
-    }
-    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED) return orion__fail(ORION_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
+    const uint8_t *map;
+    size_t size;
+    orion_status s = orion__file_map(path, &map, &size);
+    if (s != ORION_OK) return s;
     orion_safetensors *st = NULL;
-    orion_status s = new_handle(path, &st);
-    if (s != ORION_OK) {
-        munmap(map, (size_t)sb.st_size);
+    if ((s = new_handle(path, &st)) != ORION_OK) {
+        orion__file_unmap(map, size);
         return s;
     }
     st->map = map;
     st->file = map;
-    st->size = (size_t)sb.st_size;
+    st->size = size;
     if ((s = parse_header(st)) != ORION_OK) {
         orion__safetensors_free(st);
         return s;
@@ -349,7 +330,7 @@ orion_status orion__safetensors_open(const char *path, orion_safetensors **out) 
 
 void orion__safetensors_free(orion_safetensors *st) {
     if (!st) return;
-    if (st->map) munmap(st->map, st->size);
+    if (st->map) orion__file_unmap(st->map, st->size);
     orion__free(st->tensors);
     orion__free(st->by_name);
     orion__free(st->names);
