@@ -95,38 +95,7 @@ static float    *mixed_ref, *mixed_f32;
 
 /* ---- running the reference script ------------------------------------------ */
 
-static void tests_dir(char *buf, size_t n) {
-#ifdef ORION_TEST_DIR
-    snprintf(buf, n, "%s", ORION_TEST_DIR);
-#else
-    const char *f = __FILE__, *slash = strrchr(f, '/');
-    if (slash) snprintf(buf, n, "%.*s", (int)(slash - f), f);
-    else snprintf(buf, n, ".");
-#endif
-}
 
-/* Runs tests/ref/SCRIPT ARG under the first python that has the modules the
- * script needs (it exits 77 when they are missing): $ORION_PYTHON, Debian's
- * /usr/bin/python3 (where python3-torch installs), then python3 on PATH. */
-static bool run_ref_script(const char *script, const char *arg) {
-    char dir[1024];
-    tests_dir(dir, sizeof dir);
-    const char *cands[3] = {getenv("ORION_PYTHON"), "/usr/bin/python3", "python3"};
-    for (int i = 0; i < 3; i++) {
-        if (!cands[i] || !cands[i][0]) continue;
-        if (cands[i][0] == '/' && access(cands[i], X_OK) != 0) continue;
-        char cmd[4096];
-        snprintf(cmd, sizeof cmd, "'%s' '%s/ref/%s' '%s'", cands[i], dir, script, arg);
-        int rc = system(cmd);
-        if (rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0) return true;
-        if (rc != -1 && WIFEXITED(rc) && (WEXITSTATUS(rc) == 77 || WEXITSTATUS(rc) == 127)) continue;
-        fprintf(stderr, "test_llm_reference: `%s` failed (status %d)\n", cmd, rc);
-        return false;
-    }
-    fprintf(stderr, "test_llm_reference: no python3 with torch and numpy to run tests/ref/%s: "
-                    "run scripts/setup.sh (Debian: python3-torch python3-numpy)\n", script);
-    return false;
-}
 
 static void path_in(char *buf, size_t n, const char *name, const char *ext) {
     snprintf(buf, n, "%s/%.31s%s", work_dir, name, ext);
@@ -180,7 +149,10 @@ static int setup(void **state) {
     (void)state;
     snprintf(work_dir, sizeof work_dir, "/tmp/orion_llm_ref_XXXXXX");
     if (!mkdtemp(work_dir)) return -1;
-    ref_ok = run_ref_script("llama_ref.py", work_dir) && load_outputs();
+    char arg[1100];
+    snprintf(arg, sizeof arg, "'%s'", work_dir);
+    ref_ok = test_run_ref_script("llama_ref.py", arg, "torch and numpy (Debian: python3-torch python3-numpy)") &&
+             load_outputs();
     return 0;
 }
 

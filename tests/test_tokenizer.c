@@ -55,39 +55,7 @@ static char      cat_names[MAX_CATS][32];
 
 /* ---- running the reference script ------------------------------------------ */
 
-static void tests_dir(char *buf, size_t n) {
-#ifdef ORION_TEST_DIR
-    snprintf(buf, n, "%s", ORION_TEST_DIR);
-#else
-    const char *f = __FILE__, *slash = strrchr(f, '/');
-    if (slash) snprintf(buf, n, "%.*s", (int)(slash - f), f);
-    else snprintf(buf, n, ".");
-#endif
-}
 
-/* Runs tests/ref/SCRIPT ARGS under the first python that has the modules
- * the script needs (it exits 77 when they are missing): $ORION_PYTHON,
- * Debian's /usr/bin/python3 (where python3-sentencepiece installs), then
- * python3 on PATH. */
-static bool run_ref_script(const char *script, const char *args) {
-    char dir[1024];
-    tests_dir(dir, sizeof dir);
-    const char *cands[3] = {getenv("ORION_PYTHON"), "/usr/bin/python3", "python3"};
-    for (int i = 0; i < 3; i++) {
-        if (!cands[i] || !cands[i][0]) continue;
-        if (cands[i][0] == '/' && access(cands[i], X_OK) != 0) continue;
-        char cmd[4096];
-        snprintf(cmd, sizeof cmd, "'%s' '%s/ref/%s' %s", cands[i], dir, script, args);
-        int rc = system(cmd);
-        if (rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0) return true;
-        if (rc != -1 && WIFEXITED(rc) && (WEXITSTATUS(rc) == 77 || WEXITSTATUS(rc) == 127)) continue;
-        fprintf(stderr, "test_tokenizer: `%s` failed (status %d)\n", cmd, rc);
-        return false;
-    }
-    fprintf(stderr, "test_tokenizer: no python3 with sentencepiece to run tests/ref/%s: "
-                    "run scripts/setup.sh (Debian: python3-sentencepiece)\n", script);
-    return false;
-}
 
 static uint8_t *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -159,7 +127,8 @@ static int setup(void **state) {
     if (!mkdtemp(work_dir)) return -1;
     char args[2048];
     snprintf(args, sizeof args, "'%s/llama2-tokenizer/tokenizer.model' '%s'", shared_model_dir, work_dir);
-    ref_ok = run_ref_script("spm_tokenize.py", args) && parse_corpus();
+    ref_ok = test_run_ref_script("spm_tokenize.py", args, "sentencepiece (Debian: python3-sentencepiece)") &&
+             parse_corpus();
     return 0;
 }
 

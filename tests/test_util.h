@@ -9,10 +9,13 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -62,6 +65,39 @@ static const int64_t TEST_AWKWARD_LENGTHS[] = {1,  2,  3,  5,   7,   8,   15,  1
 /* Path to ../shared (ORION_SHARED, set by ctest), or NULL. */
 static inline const char *test_shared_dir(void) {
     return getenv("ORION_SHARED");
+}
+
+/* The tests/ directory of the source tree. */
+static inline void test_tests_dir(char *buf, size_t n) {
+#ifdef ORION_TEST_DIR
+    snprintf(buf, n, "%s", ORION_TEST_DIR);
+#else
+    snprintf(buf, n, "tests");
+#endif
+}
+
+/* Runs tests/ref/SCRIPT ARGS (ARGS already shell-quoted) under the first
+ * python that has the modules the script needs (the scripts exit 77 when
+ * they are missing): $ORION_PYTHON, Debian's /usr/bin/python3 (where the
+ * python3-* packages install), then python3 on PATH. `needs` names the
+ * modules for the message when none has them. */
+static inline bool test_run_ref_script(const char *script, const char *args, const char *needs) {
+    char dir[1024];
+    test_tests_dir(dir, sizeof dir);
+    const char *cands[3] = {getenv("ORION_PYTHON"), "/usr/bin/python3", "python3"};
+    for (int i = 0; i < 3; i++) {
+        if (!cands[i] || !cands[i][0]) continue;
+        if (cands[i][0] == '/' && access(cands[i], X_OK) != 0) continue;
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "'%s' '%s/ref/%s' %s", cands[i], dir, script, args);
+        int rc = system(cmd);
+        if (rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0) return true;
+        if (rc != -1 && WIFEXITED(rc) && (WEXITSTATUS(rc) == 77 || WEXITSTATUS(rc) == 127)) continue;
+        fprintf(stderr, "`%s` failed (status %d)\n", cmd, rc);
+        return false;
+    }
+    fprintf(stderr, "no python3 with %s to run tests/ref/%s: run scripts/setup.sh\n", needs, script);
+    return false;
 }
 
 #endif /* ORION_TEST_UTIL_H */
