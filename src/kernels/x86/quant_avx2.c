@@ -37,6 +37,7 @@
  * last n % 8 elements); rows of the quantized types are whole blocks.
  */
 #include "kernels/kernels.h"
+#include "kernels/x86/avx2_util.h"
 #include "core/fp16.h"
 
 #include <float.h>
@@ -44,28 +45,6 @@
 #include <string.h>
 
 /* ---- helpers ------------------------------------------------------------- */
-
-/* Horizontal max / min / sum of 8 lanes (no NaN lanes for max/min). */
-static inline float hmax8(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static inline float hmin8(__m256 v) {
-    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_min_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* Loads one block of 32 floats as 4 vectors. */
 static inline void load_block(const float *x, __m256 v[4]) {
@@ -78,7 +57,7 @@ static inline float block_amax(const __m256 v[4]) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 amax = _mm256_setzero_ps();
     for (int k = 0; k < 4; k++) amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax);
-    return hmax8(amax);
+    return hmax_ps(amax);
 }
 
 /* Index of the first element of a block whose |x| equals a (a must be one of
@@ -161,7 +140,7 @@ static float dot_f32_f16(int64_t n, const void *w, const float *x) {
         __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i)));
         acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), acc0);
     }
-    float sum = hsum8(_mm256_add_ps(acc0, acc1));
+    float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
     for (; i < n; i++) sum += orion__fp16_to_fp32(h[i]) * x[i];
     return sum;
 }
@@ -210,7 +189,7 @@ static float dot_f32_bf16(int64_t n, const void *w, const float *x) {
         acc1 = _mm256_fmadd_ps(bf16_to_f32_8(h + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
     }
     for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(bf16_to_f32_8(h + i), _mm256_loadu_ps(x + i), acc0);
-    float sum = hsum8(_mm256_add_ps(acc0, acc1));
+    float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
     for (; i < n; i++) sum += orion__bf16_to_fp32(h[i]) * x[i];
     return sum;
 }
@@ -225,7 +204,7 @@ static float dot_f32_f32(int64_t n, const void *w, const float *x) {
         for (int k = 0; k < 4; k++)
             acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(ww + i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), acc[k]);
     for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(ww + i), _mm256_loadu_ps(x + i), acc[0]);
-    float sum = hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     for (; i < n; i++) sum += ww[i] * x[i];
     return sum;
 }
@@ -294,7 +273,7 @@ static float dot_f32_q8_0(int64_t n, const void *w, const float *x) {
         s1 = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xb + 24), s1);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(orion__fp16_to_fp32(b[i].d)), _mm256_add_ps(s0, s1), acc);
     }
-    return hsum8(acc);
+    return hsum_ps(acc);
 }
 
 /* ---- q4_0 ---------------------------------------------------------------- */
@@ -350,7 +329,7 @@ static float dot_f32_q4_0(int64_t n, const void *w, const float *x) {
         s1 = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xb + 24), s1);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(orion__fp16_to_fp32(b[i].d)), _mm256_add_ps(s0, s1), acc);
     }
-    return hsum8(acc);
+    return hsum_ps(acc);
 }
 
 /* ---- q4_1 ---------------------------------------------------------------- */
@@ -374,7 +353,7 @@ static void quantize_row_q4_1(const float *x, void *y, int64_t n) {
             vmin = _mm256_min_ps(v[k], vmin); /* NaN lanes keep the running value */
             vmax = _mm256_max_ps(v[k], vmax);
         }
-        float min = hmin8(vmin), max = hmax8(vmax);
+        float min = hmin_ps(vmin), max = hmax_ps(vmax);
         /* the reference keeps the first occurrence, which only shows in the
          * sign of a zero */
         if (min == 0.0f) min = first_zero(xb);
@@ -423,7 +402,7 @@ static float dot_f32_q4_1(int64_t n, const void *w, const float *x) {
         acc0 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), acc0);
         acc1 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), acc1);
     }
-    return hsum8(_mm256_add_ps(acc0, acc1));
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 /* ---- registration -------------------------------------------------------- */
