@@ -53,6 +53,7 @@ typedef struct decode_opts {
     bool        json, quick, vs_llamacpp, breakdown;
     int         threads, prompt, gen, reps;
     uint64_t    seed;
+    orion_type  kv_type;
 } decode_opts;
 
 /* One engine's results over the reps. */
@@ -67,7 +68,8 @@ typedef struct decode_runs {
 static int usage(void) {
     fprintf(stderr,
             "usage: orion bench decode MODEL [--json] [--threads N] [--prompt-tokens N] [--gen-tokens N]\n"
-            "                              [--reps N] [--seed S] [--vs-llamacpp] [--breakdown] [--quick]\n"
+            "                              [--reps N] [--seed S] [--kv-type f16|f32|q8_0] [--vs-llamacpp] [--breakdown]\n"
+            "                              [--quick]\n"
             "  prefill and generation tokens/s, bytes read per token, the bandwidth limit and our ratio to it;\n"
             "  --vs-llamacpp runs llama.cpp (scripts/install-llamacpp.sh) on the same file, interleaved;\n"
             "  --breakdown times each matrix role alone (batch 1 and the prompt's batch)\n");
@@ -143,7 +145,9 @@ static void count_token_bytes(const decode_opts *o, const orion_llm_info *in, to
         sum += n;
     }
     tb->avg_ctx = o->gen > 0 ? sum / o->gen : 0.0;
-    double kv_row = 2.0 * (double)in->n_layer * (double)in->n_head_kv * (double)in->head_dim * 2.0; /* K+V, f16 */
+    /* K and V rows of every layer, in the cache's type */
+    double kv_row = 2.0 * (double)in->n_layer * (double)in->n_head_kv *
+                    (double)orion_type_row_bytes(o->kv_type, in->head_dim);
     tb->kv_read = kv_row * tb->avg_ctx;
     tb->total = tb->weights_read + tb->kv_read;
 }
@@ -544,9 +548,10 @@ static void print_table(const decode_opts *o, const orion_llm_info *in, const to
     printf("threads:      %d (kernels %s, %d CPUs)\n", o->threads, orion_kernels_name(), orion_cpu_count());
     printf("bandwidth:    %.2f GB/s streaming read, %d threads, %.0f MiB buffer, best of the runs\n", bw->gbs,
            o->threads, (double)bw->bytes / 1048576.0);
-    printf("per token:    %.1f MB weights (of %.1f MB: one embedding row read) + %.2f MB KV (%.0f positions on "
+    printf("per token:    %.1f MB weights (of %.1f MB: one embedding row read) + %.2f MB KV in %s (%.0f positions on "
            "average) = %.1f MB\n",
-           tb->weights_read / 1e6, (double)tb->weight_bytes / 1e6, tb->kv_read / 1e6, tb->avg_ctx, tb->total / 1e6);
+           tb->weights_read / 1e6, (double)tb->weight_bytes / 1e6, tb->kv_read / 1e6, orion_type_name(o->kv_type),
+           tb->avg_ctx, tb->total / 1e6);
     printf("limit:        %.2f tokens/s generation (bandwidth / bytes per token)\n", limit);
     printf("\n  %d tokens prefill, then %d generated one at a time; best and median of %d reps%s\n", o->prompt,
            o->gen, me->n, peer_runs->ok ? " (interleaved)" : "");
@@ -568,7 +573,7 @@ static void print_table(const decode_opts *o, const orion_llm_info *in, const to
 /* ---- the command ----------------------------------------------------------------- */
 
 int orion_cli_bench_decode(int argc, char **argv) {
-    decode_opts o = {NULL, false, false, false, false, 0, 128, 128, 3, 1};
+    decode_opts o = {NULL, false, false, false, false, 0, 128, 128, 3, 1, ORION_TYPE_F16};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -584,6 +589,11 @@ int orion_cli_bench_decode(int argc, char **argv) {
             if (!parse_int(argv[++i], 1, 1 << 16, &o.gen)) return usage();
         } else if (strcmp(a, "--reps") == 0 && has) {
             if (!parse_int(argv[++i], 1, DECODE_MAX_REPS, &o.reps)) return usage();
+        } else if (strcmp(a, "--kv-type") == 0 && has) {
+            if (orion_type_from_name(argv[++i], &o.kv_type) != ORION_OK) {
+                fprintf(stderr, "orion bench decode: --kv-type: %s\n", orion_last_error());
+                return 2;
+            }
         } else if (strcmp(a, "--seed") == 0 && has) {
             int s;
             if (!parse_int(argv[++i], 0, INT_MAX, &s)) return usage();
@@ -614,6 +624,7 @@ int orion_cli_bench_decode(int argc, char **argv) {
     double t0 = bench_now();
     orion_llm_params lp = orion_llm_default_params();
     lp.n_threads = o.threads;
+    lp.kv_type = o.kv_type;
     lp.n_ctx = o.prompt + o.gen;
     lp.n_batch = o.prompt <= 8192 ? o.prompt : 512;
     if (orion_llm_load(o.model, &lp, &s.llm) != ORION_OK) {
@@ -652,7 +663,11 @@ int orion_cli_bench_decode(int argc, char **argv) {
         goto done;
     }
 
-    if (o.vs_llamacpp) {
+    if (o.vs_llamacpp && o.kv_type != ORION_TYPE_F16) {
+        /* the driver runs llama.cpp with its default f16 cache: not the same work */
+        snprintf(peer_error, sizeof peer_error, "--vs-llamacpp compares with an f16 KV cache only");
+        fprintf(stderr, "orion bench decode: %s\n", peer_error);
+    } else if (o.vs_llamacpp) {
         if (!peer_start(&pr, &o, peer_error, sizeof peer_error)) {
             fprintf(stderr, "orion bench decode: %s\n", peer_error);
         } else {

@@ -258,6 +258,75 @@ static void test_deterministic(void **state) {
     remove(a), remove(b), remove(c);
 }
 
+/* The q8_0 KV cache: logits within a small distance of the f32 cache's over
+ * a 48-token sequence, 34/64 of the f16 cache's bytes, and a clear refusal
+ * when the head size is not a multiple of 32. */
+static void test_kv_cache_q8_0(void **state) {
+    (void)state;
+    if (!have_tokenizer()) skip();
+    char path[512];
+    path_in_dir(path, sizeof path, "kvq8.gguf");
+    orion_synth_params p = tiny_params("mistral", ORION_TYPE_F32);
+    p.shape.name = NULL;
+    p.shape.n_embd = 128, p.shape.n_ff = 256, p.shape.n_layer = 2, p.shape.n_head = 4, p.shape.n_head_kv = 2;
+    p.shape.n_vocab = 300;
+    assert_int_equal(orion__synth_write(path, &p), ORION_OK);
+    enum { T = 48 };
+    int32_t toks[T];
+    for (int i = 0; i < T; i++) toks[i] = (int32_t)(3 + (i * 37) % 290);
+    float *logits[3];
+    size_t kv_bytes[3];
+    const orion_type kv[3] = {ORION_TYPE_F32, ORION_TYPE_F16, ORION_TYPE_Q8_0};
+    int n_vocab = 0;
+    for (int c = 0; c < 3; c++) {
+        orion_llm_params lp = orion_llm_default_params();
+        lp.n_ctx = 64, lp.n_threads = 2, lp.kv_type = kv[c];
+        orion_llm *llm = NULL;
+        assert_int_equal(orion_llm_load(path, &lp, &llm), ORION_OK);
+        orion_llm_info in;
+        orion_llm_get_info(llm, &in);
+        n_vocab = in.n_vocab;
+        kv_bytes[c] = in.kv_bytes;
+        logits[c] = malloc(sizeof(float) * (size_t)T * (size_t)n_vocab);
+        /* prefill half, then one token at a time: both paths read the cache */
+        assert_int_equal(orion_llm_eval(llm, toks, T / 2, 0, logits[c], true), ORION_OK);
+        for (int i = T / 2; i < T; i++)
+            assert_int_equal(orion_llm_eval(llm, toks + i, 1, i, logits[c] + (size_t)i * n_vocab, false), ORION_OK);
+        orion_llm_free(llm);
+    }
+    assert_true(kv_bytes[2] * 64 == kv_bytes[1] * 34);
+    /* error relative to the logits' spread, f16 and q8_0 against f32 */
+    double err[3] = {0}, spread = 0;
+    for (size_t i = 0; i < (size_t)T * (size_t)n_vocab; i++) {
+        spread += (double)logits[0][i] * logits[0][i];
+        for (int c = 1; c < 3; c++) {
+            double d = fabs((double)logits[c][i] - logits[0][i]);
+            if (d > err[c]) err[c] = d;
+        }
+    }
+    spread = sqrt(spread / ((double)T * n_vocab));
+    print_message("kv cache: max |dlogit| f16 %.3g, q8_0 %.3g (logit rms %.3g); bytes f16 %zu, q8_0 %zu\n", err[1],
+                  err[2], spread, kv_bytes[1], kv_bytes[2]);
+    assert_true(err[1] > 0.0 && err[2] > 0.0); /* the caches really differ from f32 */
+    assert_true(err[2] < 0.05 * spread);
+    for (int c = 0; c < 3; c++) free(logits[c]);
+
+    /* head size 16 (test-tiny): refused with a message naming the reason */
+    char small[512];
+    path_in_dir(small, sizeof small, "kvq8-small.gguf");
+    orion_synth_params q = tiny_params(NULL, ORION_TYPE_F32);
+    assert_int_equal(orion__synth_write(small, &q), ORION_OK);
+    orion_llm_params lp = orion_llm_default_params();
+    lp.kv_type = ORION_TYPE_Q8_0;
+    orion_llm *llm = NULL;
+    assert_int_equal(orion_llm_load(small, &lp, &llm), ORION_ERR_UNSUPPORTED);
+    assert_null(llm);
+    assert_non_null(strstr(orion_last_error(), "multiple of 32"));
+    lp.kv_type = ORION_TYPE_Q4_0;
+    assert_int_equal(orion_llm_load(small, &lp, &llm), ORION_ERR_UNSUPPORTED);
+    remove(path), remove(small);
+}
+
 static void test_dims_and_bad_shapes(void **state) {
     (void)state;
     if (!have_tokenizer()) skip();
@@ -502,6 +571,7 @@ int main(void) {
         cmocka_unit_test(test_values_and_vocab),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_dims_and_bad_shapes),
+        cmocka_unit_test(test_kv_cache_q8_0),
         cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -30,7 +30,8 @@ static double now_s(void) {
 static int usage(void) {
     fprintf(stderr,
             "usage: orion run MODEL [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
-            "                 [--repeat-penalty R] [--seed S] [--threads N] [--ctx C] [--tokenizer FILE]\n"
+            "                 [--repeat-penalty R] [--seed S] [--threads N] [--ctx C] [--kv-type f16|f32|q8_0]\n"
+            "                 [--tokenizer FILE]\n"
             "  MODEL: a GGUF file or a llama2.c checkpoint (with --tokenizer, default tokenizer.bin beside it)\n");
     return 2;
 }
@@ -74,6 +75,12 @@ int orion_cli_run(int argc, char **argv) {
 #undef NUM
         if ((strcmp(a, "-p") == 0 || strcmp(a, "--prompt") == 0) && has) prompt = argv[++i];
         else if (strcmp(a, "--tokenizer") == 0 && has) lp.tokenizer = argv[++i];
+        else if (strcmp(a, "--kv-type") == 0 && has) {
+            if (orion_type_from_name(argv[++i], &lp.kv_type) != ORION_OK) {
+                fprintf(stderr, "orion run: --kv-type: %s\n", orion_last_error());
+                return 2;
+            }
+        }
         else if (a[0] == '-') {
             fprintf(stderr, "orion run: unknown option '%s'\n", a);
             return usage();

@@ -60,6 +60,7 @@ struct orion_llm {
     orion_type       kv_type;
     size_t           kv_row_bytes;  /* one position of one layer: kv_dim elements */
     uint8_t         *kv_k, *kv_v;   /* (n_layer, n_ctx, kv_dim) in kv_type */
+    size_t           kv_head_bytes; /* one head's slice of a cache row */
     float           *inv_freq;      /* (n_rot / 2) */
     orion_threadpool *pool;
     orion_arena     *arena;
@@ -302,9 +303,9 @@ orion_status orion_llm_load(const char *path, const orion_llm_params *params, or
     orion_llm_params p = params ? *params : orion_llm_default_params();
     if (p.n_ctx < 0 || p.n_batch < 0 || p.n_threads < 0 || p.n_batch > 8192)
         return orion__fail(ORION_ERR_INVALID_ARG, "orion_llm_load: negative or huge n_ctx/n_batch/n_threads");
-    if (p.kv_type != ORION_TYPE_F16 && p.kv_type != ORION_TYPE_F32)
-        return orion__fail(ORION_ERR_UNSUPPORTED, "orion_llm_load: KV cache type %s is not supported (f16, f32)",
-                           orion_type_name(p.kv_type));
+    if (p.kv_type != ORION_TYPE_F16 && p.kv_type != ORION_TYPE_F32 && p.kv_type != ORION_TYPE_Q8_0)
+        return orion__fail(ORION_ERR_UNSUPPORTED, "orion_llm_load: KV cache type %s is not supported (f16, f32, q8_0)",
+                           orion_type_is_supported((int)p.kv_type) ? orion_type_name(p.kv_type) : "?");
     orion_llm *m = orion__calloc(1, sizeof *m);
     if (!m) return orion__fail(ORION_ERR_NOMEM, "%s: out of memory", path);
     orion_status st;
@@ -329,8 +330,16 @@ orion_status orion_llm_load(const char *path, const orion_llm_params *params, or
     tp.n_threads = p.n_threads;
     if ((st = orion_threadpool_init(&tp, &m->pool)) != ORION_OK) goto fail;
 
+    /* A q8_0 cache stores each head's slice of a row as whole blocks of 32,
+     * so a head's keys can be dotted and its values dequantized alone. */
+    if (m->kv_type == ORION_TYPE_Q8_0 && in->head_dim % 32 != 0) {
+        st = orion__fail(ORION_ERR_UNSUPPORTED, "%s: a q8_0 KV cache needs a head size that is a multiple of 32 (it is %d)",
+                         path, in->head_dim);
+        goto fail;
+    }
     const size_t KD = (size_t)in->n_head_kv * (size_t)in->head_dim;
-    m->kv_row_bytes = KD * (m->kv_type == ORION_TYPE_F16 ? 2 : 4);
+    m->kv_row_bytes = orion_type_row_bytes(m->kv_type, (int64_t)KD);
+    m->kv_head_bytes = orion_type_row_bytes(m->kv_type, in->head_dim);
     size_t kv_one;
     if (!orion__mul_ok(m->kv_row_bytes, (size_t)in->n_ctx * (size_t)in->n_layer, &kv_one)) {
         st = orion__fail(ORION_ERR_RANGE, "%s: KV cache size overflows", path);
@@ -440,7 +449,7 @@ static void attention(void *arg, int ith, int nth) {
     float *vrow = scores + in->n_ctx;
     const uint8_t *K = m->kv_k + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
     const uint8_t *V = m->kv_v + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
-    const size_t elem = m->kv_type == ORION_TYPE_F16 ? 2 : 4;
+    const size_t hb = m->kv_head_bytes;
     const int total = t->n_tokens * in->n_head;
     for (int job = ith; job < total; job += nth) {
         int b = job / in->n_head, h = job % in->n_head, kvh = h / group;
@@ -451,19 +460,19 @@ static void attention(void *arg, int ith, int nth) {
         float *o = t->out + (size_t)b * in->n_head * hd + (size_t)h * hd;
         int n = p - start + 1;
         for (int i = 0; i < n; i++) {
-            const uint8_t *kr = K + (size_t)(start + i) * m->kv_row_bytes + (size_t)kvh * hd * elem;
+            const uint8_t *kr = K + (size_t)(start + i) * m->kv_row_bytes + (size_t)kvh * hb;
             scores[i] = k->dot_f32[m->kv_type](hd, kr, q) * scale;
         }
         k->softmax(scores, n);
         memset(o, 0, sizeof(float) * (size_t)hd);
         for (int i = 0; i < n; i++) {
-            const uint8_t *vr = V + (size_t)(start + i) * m->kv_row_bytes + (size_t)kvh * hd * elem;
+            const uint8_t *vr = V + (size_t)(start + i) * m->kv_row_bytes + (size_t)kvh * hb;
             const float *vf;
-            if (m->kv_type == ORION_TYPE_F16) {
-                k->fp16_to_f32((const uint16_t *)vr, vrow, hd);
-                vf = vrow;
-            } else {
+            if (m->kv_type == ORION_TYPE_F32) {
                 vf = (const float *)vr;
+            } else {
+                k->dequantize_row[m->kv_type](vr, vrow, hd);
+                vf = vrow;
             }
             const float pw = scores[i];
             for (int d = 0; d < hd; d++) o[d] += pw * vf[d];
@@ -476,8 +485,8 @@ static void store_kv(orion_llm *m, uint8_t *cache, int layer_i, int pos, const f
     const orion_kernels *k = orion__kernels();
     const size_t KD = (size_t)m->info.n_head_kv * (size_t)m->info.head_dim;
     uint8_t *dst = cache + ((size_t)layer_i * (size_t)m->info.n_ctx + (size_t)pos) * m->kv_row_bytes;
-    if (m->kv_type == ORION_TYPE_F16) k->f32_to_fp16(row, (uint16_t *)dst, (int64_t)KD);
-    else memcpy(dst, row, KD * sizeof(float));
+    if (m->kv_type == ORION_TYPE_F32) memcpy(dst, row, KD * sizeof(float));
+    else k->quantize_row[m->kv_type](row, dst, (int64_t)KD);
 }
 
 static orion_status eval_batch(orion_llm *m, const int32_t *tokens, int B, int pos, float *logits, bool all) {
