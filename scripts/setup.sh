@@ -10,8 +10,9 @@ set -eu
 # the python modules of the independent references in tests/ref/.
 # clang and its runtime: the libFuzzer targets (make fuzz-smoke, part of make test)
 # utf8proc: Unicode normalization for the WordPiece tokenizer.
+# libmicrohttpd, zstd, xxhash: the server (orion serve), its cache snapshots and keys.
 # Node.js and npm: the default model and the JavaScript references (below).
-PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev libutf8proc-dev python3 python3-numpy python3-torch python3-sentencepiece clang libclang-rt-14-dev ca-certificates"
+PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev libutf8proc-dev libmicrohttpd-dev libzstd-dev libxxhash-dev python3 python3-numpy python3-torch python3-sentencepiece clang libclang-rt-14-dev ca-certificates"
 
 missing=""
 for p in $PACKAGES; do
