@@ -229,8 +229,8 @@ static orion_status own_name(orion_gguf *g, cursor *c, const char *ptr, uint64_t
 }
 
 static orion_status parse_header(orion_gguf *g, cursor *c) {
-    uint32_t magic, version;
-    uint64_t n_tensors, n_kv;
+    uint32_t magic = 0, version = 0;
+    uint64_t n_tensors = 0, n_kv = 0;
     orion_status st;
     if (c->size < 24)
         return orion__fail(ORION_ERR_FORMAT, "%s: %zu bytes is too small for a GGUF header (24 bytes)", c->label,
