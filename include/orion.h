@@ -443,7 +443,9 @@ orion_convert_params orion_convert_default_params(void);
  * directory (config.json, model.safetensors or sharded safetensors with
  * model.safetensors.index.json, and the tokenizer files) of a BertModel,
  * LlamaForCausalLM or MistralForCausalLM, written with llama.cpp's tensor
- * names and metadata keys (params->tokenizer is not used). Tensors are produced
+ * names and metadata keys (params->tokenizer is not used), or a TF.js
+ * graph-model directory of the Universal Sentence Encoder lite (model.json,
+ * its weight shards and vocab.json; docs/use-lite.md). Tensors are produced
  * one at a time while writing, so memory holds one output tensor, not the
  * model. dst is replaced only when complete. */
 orion_status orion_convert(const char *src, const char *dst, const orion_convert_params *params);
@@ -651,6 +653,506 @@ orion_status orion_embed_tokens(orion_embedder *e, const int32_t *const *ids, co
 /* Collects the input of every matrix product (as orion_llm_set_observer),
  * for calibrating quantized encoders. NULL removes it. */
 void orion_embed_set_observer(orion_embedder *e, orion_llm_observer fn, void *user);
+
+
+/* ------------------------------------------------------------------------ */
+/* Service: embedding cache, model server, client (docs/service.md)          */
+/* ------------------------------------------------------------------------ */
+
+/* ---- embedding cache ---- */
+
+/* A cache of embedding vectors keyed by (namespace, exact text). The
+ * namespace names the model and every option that changes the vector
+ * ("minilm|pool=mean|norm=1"); the text is the exact input bytes. An XXH3
+ * hash selects the slot and the stored namespace and text confirm it, so a
+ * hash collision never returns a wrong vector. Vectors are stored as IEEE
+ * half floats (F16C where present) and returned as f32. Capacity is bounded
+ * both in bytes (entry overhead, key and vector) and in entries. All calls
+ * are thread-safe (one mutex per cache). */
+typedef struct orion_cache orion_cache;
+
+typedef enum orion_cache_policy {
+    ORION_CACHE_WTINYLFU = 0, /* W-TinyLFU: 1% LRU window, then a count-min-sketch
+                                 (with doorkeeper and aging) admission filter in
+                                 front of a segmented LRU (20% probation, 80%
+                                 protected). The default. */
+    ORION_CACHE_LRU      = 1, /* plain least-recently-used */
+    ORION_CACHE_SCORE    = 2, /* the seed's rule: evict the lowest access count /
+                                 age, among 32 sampled entries */
+} orion_cache_policy;
+
+typedef struct orion_cache_params {
+    size_t             max_bytes;    /* default 256 MiB; 0 = no byte bound */
+    size_t             max_entries;  /* default 1M; 0 = no entry bound */
+    orion_cache_policy policy;
+} orion_cache_params;
+
+typedef struct orion_cache_stats {
+    uint64_t hits, misses;
+    uint64_t inserts;      /* entries stored */
+    uint64_t evictions;    /* entries removed to make room (or by shrink) */
+    uint64_t rejections;   /* new entries the admission filter turned away */
+    size_t   entries;
+    size_t   bytes;        /* bytes held: entries, keys and f16 vectors */
+    size_t   bytes_f32;    /* what the same entries would take with f32 vectors */
+    size_t   max_bytes, max_entries;
+} orion_cache_stats;
+
+orion_cache_params orion_cache_default_params(void);
+orion_status orion_cache_init(const orion_cache_params *params, orion_cache **out);
+void         orion_cache_free(orion_cache *cache);
+const char  *orion_cache_policy_name(orion_cache_policy policy);  /* "wtinylfu", "lru", "score" */
+orion_status orion_cache_policy_from_name(const char *name, orion_cache_policy *out);
+
+/* Looks up (ns, text[0..len)). On a hit writes dim floats to out and returns
+ * true; a miss (or a stored vector of another dim) returns false and counts
+ * the access for the admission filter. */
+bool orion_cache_get(orion_cache *cache, const char *ns, const char *text, size_t len, float *out, int32_t dim);
+/* Stores a copy of vec (dim floats, rounded to f16) under (ns, text). An
+ * existing entry is replaced. The policy may evict others or refuse the new
+ * one (not an error). ORION_ERR_NOMEM, ORION_ERR_INVALID_ARG. */
+orion_status orion_cache_put(orion_cache *cache, const char *ns, const char *text, size_t len, const float *vec,
+                             int32_t dim);
+/* Lowers (or raises) the bounds and evicts down to them at once: for memory
+ * pressure. 0 keeps a bound unchanged. */
+void orion_cache_shrink(orion_cache *cache, size_t max_bytes, size_t max_entries);
+/* Removes every entry of a namespace (ns NULL: every entry). */
+void orion_cache_clear(orion_cache *cache, const char *ns);
+void orion_cache_get_stats(orion_cache *cache, orion_cache_stats *out);
+
+/* Writes every entry to `path` as a zstd-compressed snapshot with a checksum
+ * (to PATH.tmp, then renamed). ORION_ERR_IO. */
+orion_status orion_cache_save(orion_cache *cache, const char *path);
+/* Adds the entries of a snapshot (within the bounds). A missing file is
+ * ORION_ERR_NOT_FOUND; a damaged one (truncated, bit flips, wrong magic) is
+ * ORION_ERR_FORMAT and leaves the cache as it was. *n_loaded may be NULL. */
+orion_status orion_cache_load(orion_cache *cache, const char *path, size_t *n_loaded);
+
+/* ---- model server ---- */
+
+/* The shared model service (`orion serve`): HTTP/1.1 on a loopback port
+ * and/or a Unix socket, OpenAI- and Ollama-compatible embedding endpoints,
+ * dynamic batching per model, the embedding cache, Prometheus metrics.
+ * docs/service.md lists the endpoints, limits and error bodies. A server
+ * runs on its own threads; start/stop/free from one thread. */
+typedef struct orion_server orion_server;
+
+typedef struct orion_server_model {
+    const char *id;    /* the name clients use ("use-lite", "minilm") */
+    const char *path;  /* a GGUF sentence encoder */
+} orion_server_model;
+
+typedef struct orion_server_params {
+    const char *host;          /* default "127.0.0.1"; NULL or "" with port < 0: no TCP */
+    int         port;          /* default 11435; 0 = any free port (see orion_server_port) */
+    const char *socket_path;   /* Unix socket to listen on too (NULL: none) */
+    int         socket_mode;   /* default 0600 */
+    const char *api_key;       /* bearer token required on every endpoint but /healthz (NULL: none) */
+    const orion_server_model *models;  /* the models served; models[0] is the default */
+    int         n_models;
+    bool        load_eagerly;  /* load every model at start (default true) */
+    /* limits */
+    size_t      max_body;      /* bytes of a request body (default 4 MiB): 413 beyond */
+    int         max_inputs;    /* inputs per request (default 2048): 400 beyond */
+    int         max_tokens;    /* tokens per input (default 0: the model's own) */
+    bool        truncate;      /* longer inputs: truncate (default true) or 400 */
+    int         max_queue;     /* queued inputs per model before 503 (default 8192) */
+    int         max_connections; /* default 256 */
+    /* dynamic batching */
+    bool        batching;      /* default true; false: one request per forward pass */
+    int         batch_tokens;  /* token budget of one gathered pass (default 8192) */
+    int         batch_wait_us; /* how long the first request waits for company (default 2000) */
+    int         n_threads;     /* threads of each model's forward pass (0 = all CPUs; generation: 1) */
+    /* generation models (llama, mistral GGUF files) */
+    int         gen_slots;     /* sequences generated at once, each with its own KV cache (default 2) */
+    int         gen_ctx;       /* KV positions per sequence (0 = the file's, capped at 4096) */
+    /* the embedding cache */
+    size_t      cache_bytes;   /* default 256 MiB; 0 disables the cache */
+    size_t      cache_entries; /* default 1M */
+    orion_cache_policy cache_policy;
+    const char *cache_path;    /* snapshot read at start, written at stop (NULL: none) */
+} orion_server_params;
+
+orion_server_params orion_server_default_params(void);
+/* Loads the models (with load_eagerly), binds and starts serving. The
+ * params and the strings they point to are copied. Errors: ORION_ERR_IO
+ * (bind, socket), model load errors, ORION_ERR_INVALID_ARG. */
+orion_status orion_server_start(const orion_server_params *params, orion_server **out);
+/* The TCP port in use (useful with port 0), or -1 without TCP. */
+int          orion_server_port(const orion_server *server);
+/* Stops accepting, waits up to timeout_ms for in-flight requests to finish,
+ * stops the threads and writes the cache snapshot. Idempotent. */
+orion_status orion_server_stop(orion_server *server, int timeout_ms);
+/* Stops (if running) and frees. NULL is a no-op. */
+void         orion_server_free(orion_server *server);
+
+/* ---- client ---- */
+
+/* A client of an orion server (or any server speaking /v1/embeddings):
+ * plain sockets and HTTP/1.1, one request per connection. One thread at a
+ * time per handle. */
+typedef struct orion_client orion_client;
+
+/* `where`: "http://host:port" (IPv4 or a name; port default 11435), or a
+ * Unix socket path ("/run/orion.sock", or "unix:/run/orion.sock"). api_key
+ * may be NULL. Nothing is sent until the first request. */
+orion_status orion_client_connect(const char *where, const char *api_key, orion_client **out);
+void         orion_client_free(orion_client *client);
+/* Embeds n texts (NUL-terminated) with `model` (NULL: the server's
+ * default) through POST /v1/embeddings. out receives n * dim floats where
+ * dim is the model's; at most out_cap floats are written (ORION_ERR_RANGE
+ * if n * dim is more). *dim_out may be NULL. Errors: ORION_ERR_IO (connect,
+ * send, receive), ORION_ERR_NOT_FOUND (404: unknown model), ORION_ERR_BUSY
+ * (503), ORION_ERR_INVALID_ARG (400, 401, 413), ORION_ERR_FORMAT (a reply
+ * that does not parse); the message carries the server's error message. */
+orion_status orion_client_embed(orion_client *client, const char *model, const char *const *texts, int32_t n,
+                                float *out, size_t out_cap, int32_t *dim_out);
+/* GET PATH; the body (NUL-terminated, owned by the client, valid until the
+ * next call) and HTTP status come back. For /healthz, /metrics, /api/ps. */
+orion_status orion_client_get(orion_client *client, const char *path, int *http_status, const char **body,
+                              size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Model manager (docs/manager.md)                                           */
+/* ------------------------------------------------------------------------ */
+
+/* The layer that decides which models are in memory, at which quantization
+ * level, and gives memory back before the machine suffers: a device profile
+ * (memory, cgroup limits, CPUs) that picks a policy tier, a memory-pressure
+ * monitor, a registry of models with one file per quantization level, and
+ * the lifecycle of loaded models (progressive loading with cancel, pins,
+ * LRU and idle unloading, keep-alive, events). */
+
+/* ---- device profile and policy tiers ---- */
+
+/* Quantization levels, smallest first. */
+typedef enum orion_qlevel {
+    ORION_QLEVEL_Q4  = 0,  /* q4_0, q4_1 */
+    ORION_QLEVEL_Q8  = 1,  /* q8_0 */
+    ORION_QLEVEL_F16 = 2,  /* f16, bf16 */
+    ORION_QLEVEL_F32 = 3,
+    ORION_QLEVEL_COUNT = 4
+} orion_qlevel;
+
+/* "q4", "q8", "f16", "f32". */
+const char  *orion_qlevel_name(orion_qlevel level);
+/* Parses "q4", "q4_0", "q4_1", "4bit", "q8", "q8_0", "8bit", "f16", "bf16",
+ * "f32" (case-insensitive). ORION_ERR_INVALID_ARG otherwise. */
+orion_status orion_qlevel_from_name(const char *name, orion_qlevel *out);
+
+#define ORION_NO_LIMIT UINT64_MAX
+
+/* A policy tier: what a device with this much memory may hold. */
+typedef struct orion_tier {
+    char         name[16];        /* "small", "medium", "large", "xlarge" */
+    uint64_t     max_budget;      /* the tier applies up to this budget (bytes, inclusive) */
+    orion_qlevel level;           /* preferred quantization level */
+    int          max_models;      /* models loaded at once */
+    double       idle_unload_s;   /* unload after this long idle; < 0 = never */
+} orion_tier;
+
+/* The seed's tiers (GiB = 2^30 bytes): <= 2 GiB: q4, 1 model, 60 s;
+ * <= 4 GiB: q4, 2, 300 s; <= 8 GiB: q8, 3, 600 s; more: f16, 5, never.
+ * Writes at most n tiers; returns how many there are. */
+int orion_tier_defaults(orion_tier *tiers, int n);
+
+typedef struct orion_device_profile {
+    /* physical memory: /proc/meminfo, sysinfo(2) when meminfo is unreadable */
+    uint64_t mem_total;        /* MemTotal */
+    uint64_t mem_available;    /* MemAvailable (MemFree + Cached when absent) */
+    bool     from_sysinfo;     /* meminfo was missing: sysinfo(2) gave the figures */
+    /* the cgroup of this process (found through PROC/self/cgroup) */
+    int      cgroup_version;   /* 2, 1, or 0 when none was found */
+    char     cgroup_dir[512];  /* its directory under SYS/fs/cgroup */
+    uint64_t cg_max;           /* memory.max (v1: memory.limit_in_bytes); ORION_NO_LIMIT for "max" */
+    uint64_t cg_high;          /* memory.high (v1: soft limit is not used: ORION_NO_LIMIT) */
+    uint64_t cg_current;       /* memory.current (v1: memory.usage_in_bytes); 0 when unknown */
+    /* CPUs */
+    int      n_cpus;
+    uint32_t cpu_features;     /* orion_cpu_feature bits */
+    /* policy */
+    uint64_t budget;           /* min(mem_total, cg_max, cg_high), or the config's budget */
+    uint64_t available;        /* min(mem_available, cg limit - cg_current) */
+    orion_tier tier;           /* the tier of the budget, with the config's overrides applied */
+} orion_device_profile;
+
+typedef struct orion_profile_params {
+    const char *proc_root;     /* default "/proc" (tests: a fake tree) */
+    const char *sys_root;      /* default "/sys" */
+    const char *config_path;   /* JSON config (see docs/manager.md); NULL: none */
+    bool        use_sysinfo;   /* fall back to sysinfo(2) when meminfo is missing (default true) */
+} orion_profile_params;
+
+orion_profile_params orion_profile_default_params(void);
+/* Reads the device and selects the tier. Missing cgroup files are not errors
+ * (no limit); a missing meminfo without the sysinfo fallback is
+ * ORION_ERR_NOT_FOUND; a bad config is ORION_ERR_FORMAT naming the field.
+ * Thread-safe. */
+orion_status orion_profile_read(const orion_profile_params *params, orion_device_profile *out);
+/* The tier for `budget` among the defaults. */
+orion_tier   orion_tier_for_budget(uint64_t budget);
+
+/* ---- memory pressure ---- */
+
+typedef enum orion_pressure {
+    ORION_PRESSURE_LOW = 0,
+    ORION_PRESSURE_MEDIUM,
+    ORION_PRESSURE_HIGH,
+    ORION_PRESSURE_CRITICAL,
+} orion_pressure;
+
+const char *orion_pressure_name(orion_pressure level);  /* "low", "medium", "high", "critical" */
+
+/* Thresholds (docs/manager.md says where they come from). PSI values are
+ * percentages of wall time (avg10); shares are of the budget. */
+typedef struct orion_pressure_thresholds {
+    double some_medium, some_high;        /* default 10, 30 */
+    double full_high, full_critical;      /* default 5, 20 */
+    double avail_medium, avail_high, avail_critical;  /* default 0.25, 0.10, 0.05 */
+} orion_pressure_thresholds;
+
+/* One reading. */
+typedef struct orion_pressure_sample {
+    double   some_avg10, full_avg10;        /* the larger of the system's and the cgroup's */
+    double   cg_some_avg10, cg_full_avg10;  /* the cgroup's memory.pressure (-1: none) */
+    uint64_t available, budget;
+    double   avail_share;                   /* available / budget */
+    uint64_t ev_high, ev_max, ev_oom;       /* memory.events increases since the last reading */
+    orion_pressure level;
+} orion_pressure_sample;
+
+typedef struct orion_pressure_monitor orion_pressure_monitor;
+
+typedef void (*orion_pressure_fn)(orion_pressure level, orion_pressure previous,
+                                  const orion_pressure_sample *sample, void *user);
+
+typedef struct orion_pressure_params {
+    const char *proc_root, *sys_root;     /* as in orion_profile_params */
+    uint64_t    budget;                   /* 0 = read the profile */
+    orion_pressure_thresholds thresholds;
+    int         poll_ms;                  /* polling period (default 1000) */
+    bool        psi_triggers;             /* try PSI triggers (default true) */
+    unsigned    trigger_stall_us;         /* some-stall per window that wakes us (default 100000) */
+    unsigned    trigger_window_us;        /* default 1000000 */
+} orion_pressure_params;
+
+orion_pressure_params orion_pressure_default_params(void);
+orion_status orion_pressure_monitor_init(const orion_pressure_params *params, orion_pressure_monitor **out);
+/* Stops the thread (if started) and frees. NULL is a no-op. */
+void         orion_pressure_monitor_free(orion_pressure_monitor *mon);
+/* Adds a subscriber, told on every change of level (from the monitor's
+ * thread, or the thread calling _poll). Returns an id > 0, or a negative
+ * status. Thread-safe. */
+int          orion_pressure_monitor_subscribe(orion_pressure_monitor *mon, orion_pressure_fn fn, void *user);
+void         orion_pressure_monitor_unsubscribe(orion_pressure_monitor *mon, int id);
+/* Reads the files now, updates the level and tells the subscribers if it
+ * changed. *out may be NULL. Thread-safe. */
+orion_status orion_pressure_monitor_poll(orion_pressure_monitor *mon, orion_pressure_sample *out);
+/* Starts the monitor thread: PSI triggers with poll(POLLPRI) where the
+ * kernel accepts them, polling every poll_ms otherwise. Idempotent. */
+orion_status orion_pressure_monitor_start(orion_pressure_monitor *mon);
+void         orion_pressure_monitor_stop(orion_pressure_monitor *mon);
+/* The current level, and whether triggers are in use (false: polling). */
+orion_pressure orion_pressure_monitor_level(orion_pressure_monitor *mon);
+bool           orion_pressure_monitor_event_driven(orion_pressure_monitor *mon);
+/* How many times the thread was woken by a PSI trigger, and how many
+ * readings were taken (by the thread or _poll). Either may be NULL. */
+void           orion_pressure_monitor_counts(orion_pressure_monitor *mon, uint64_t *triggered, uint64_t *readings);
+
+/* ---- cancellation ---- */
+
+/* A flag one thread sets and another checks (a load checks it between
+ * chunks). Thread-safe. */
+typedef struct orion_cancel orion_cancel;
+orion_status orion_cancel_init(orion_cancel **out);
+void         orion_cancel_free(orion_cancel *c);
+void         orion_cancel_set(orion_cancel *c);
+bool         orion_cancel_is_set(const orion_cancel *c);
+
+/* ---- registry, loading, lifecycle ---- */
+
+typedef enum orion_task {
+    ORION_TASK_GENERATE = 0,
+    ORION_TASK_EMBED    = 1,
+} orion_task;
+
+/* A model the manager may load. The strings are copied at registration. */
+typedef struct orion_model_entry {
+    const char *id;
+    orion_task  task;
+    const char *arch;                      /* informational ("llama", "bert") */
+    const char *files[ORION_QLEVEL_COUNT]; /* one file per level, NULL where none */
+    int         n_ctx;                     /* generate: KV positions (0 = the file's, capped at 4096) */
+} orion_model_entry;
+
+/* What a model needs in memory at one level (from its GGUF). */
+typedef struct orion_model_need {
+    uint64_t weights;   /* tensor bytes */
+    uint64_t kv;        /* 2 * n_layer * n_ctx * n_head_kv * head_dim * 2 (generate) */
+    uint64_t scratch;   /* estimate of the arena */
+    uint64_t total;
+} orion_model_need;
+
+/* Reads the GGUF header of `path` and computes its need (n_ctx as in
+ * orion_model_entry). Errors from orion_gguf_open. Thread-safe. */
+orion_status orion_model_need_compute(const char *path, orion_task task, int n_ctx, orion_model_need *out);
+
+typedef enum orion_unload_reason {
+    ORION_UNLOAD_IDLE = 0,
+    ORION_UNLOAD_LRU,
+    ORION_UNLOAD_PRESSURE,
+    ORION_UNLOAD_EXPLICIT,
+    ORION_UNLOAD_KEEP_ALIVE,  /* keep_alive 0: after the request */
+    ORION_UNLOAD_SHUTDOWN,
+} orion_unload_reason;
+
+const char *orion_unload_reason_name(orion_unload_reason r);  /* "idle", "lru", ... */
+
+typedef enum orion_manager_event_type {
+    ORION_EVENT_LOAD_STARTED = 0,
+    ORION_EVENT_LOAD_PROGRESS,
+    ORION_EVENT_LOADED,
+    ORION_EVENT_LOAD_FAILED,
+    ORION_EVENT_LOAD_CANCELLED,
+    ORION_EVENT_UNLOADED,
+    ORION_EVENT_PRESSURE,
+} orion_manager_event_type;
+
+const char *orion_manager_event_name(orion_manager_event_type t);  /* "load_started", ... */
+
+typedef struct orion_manager_event {
+    orion_manager_event_type type;
+    const char         *model;       /* id (NULL for pressure); valid during the call */
+    orion_qlevel        level;       /* the level loaded */
+    uint64_t            bytes;       /* progress: bytes done; loaded/unloaded: the model's need */
+    uint64_t            bytes_total; /* progress: bytes to bring in */
+    double              timestamp;   /* the manager's clock, seconds */
+    orion_unload_reason reason;      /* UNLOADED */
+    orion_status        status;      /* LOAD_FAILED */
+    orion_pressure      pressure, previous;  /* PRESSURE (pressure also set on others) */
+} orion_manager_event;
+
+typedef void (*orion_manager_event_fn)(const orion_manager_event *ev, void *user);
+
+typedef struct orion_manager orion_manager;
+
+typedef struct orion_manager_params {
+    orion_profile_params profile;     /* roots and config file */
+    const char *registry_path;        /* JSON registry (NULL: register in code) */
+    double    (*clock)(void *user);   /* seconds, monotonic; NULL = the real clock (tests inject one) */
+    void       *clock_user;
+    bool        monitor;              /* start the pressure thread, which also runs the idle timers (default true) */
+    int         poll_ms;              /* monitor period (default 1000) */
+    size_t      chunk_bytes;          /* prefault chunk (default 8 MiB) */
+    int         n_threads;            /* threads of the loaded models (0 = all CPUs) */
+} orion_manager_params;
+
+orion_manager_params orion_manager_default_params(void);
+/* Reads the profile, config and registry; starts the monitor. */
+orion_status orion_manager_init(const orion_manager_params *params, orion_manager **out);
+/* Unloads everything (reason shutdown) and frees. Models still acquired
+ * must have been released. NULL is a no-op. */
+void         orion_manager_free(orion_manager *mgr);
+
+/* Adds or replaces a model (not while it is loaded: ORION_ERR_BUSY). */
+orion_status orion_manager_register(orion_manager *mgr, const orion_model_entry *entry);
+/* Reads a registry file: {"models": [{"id", "task", "arch", "n_ctx",
+ * "files": {"q4_0": PATH, "q8_0": PATH, ...}}]}; relative paths are taken
+ * from the file's directory. */
+orion_status orion_manager_load_registry(orion_manager *mgr, const char *path);
+
+/* The id of the i-th registered model (registration order), or NULL past
+ * the end. Valid until the model is replaced or the manager freed. */
+const char  *orion_manager_model_id(orion_manager *mgr, int i);
+/* The need of model `id` at `level` (computed once from its GGUF, then
+ * cached). ORION_ERR_NOT_FOUND for an unknown id or no file at that level.
+ * Thread-safe. */
+orion_status orion_manager_model_need(orion_manager *mgr, const char *id, orion_qlevel level,
+                                      orion_model_need *out);
+
+int  orion_manager_subscribe(orion_manager *mgr, orion_manager_event_fn fn, void *user);
+void orion_manager_unsubscribe(orion_manager *mgr, int id);
+
+#define ORION_KEEP_ALIVE_DEFAULT (-0.5)  /* sentinel: the model's / tier's delay */
+/* Parses an Ollama keep_alive: a number of seconds ("300", "0", "-1") or a
+ * duration ("5m", "1h30m", "10s", "500ms"). Negative = forever. */
+orion_status orion_keep_alive_parse(const char *text, double *seconds);
+
+typedef struct orion_acquire_params {
+    /* Ollama keep_alive for after this request: 0 = unload when released,
+     * < 0 = keep forever, > 0 = seconds; ORION_KEEP_ALIVE_DEFAULT = policy. */
+    double        keep_alive_s;
+    bool          lazy;          /* map only, no prefault */
+    orion_cancel *cancel;        /* checked between chunks; may be NULL */
+    void        (*on_progress)(uint64_t done, uint64_t total, void *user);  /* on the calling thread */
+    void         *user;
+    int           level;         /* force a level (orion_qlevel), -1 = the tier's */
+} orion_acquire_params;
+
+orion_acquire_params orion_acquire_default_params(void);
+
+/* A model pinned for one user: never unloaded until released. */
+typedef struct orion_model_lease orion_model_lease;
+
+/* Pins model `id`, loading it first if needed (on the calling thread; a
+ * second caller of a model being loaded waits). Selection: the tier's (or
+ * the config's) level when its need fits beside the models in use, else a
+ * smaller level, else ORION_ERR_LIMIT with the bytes needed and free. Idle
+ * models are unloaded, least recently used first, to stay within the
+ * tier's maximum and the budget. Errors: ORION_ERR_NOT_FOUND (id),
+ * ORION_ERR_LIMIT (memory, or pressure critical), ORION_ERR_CANCELLED,
+ * load errors. Thread-safe. */
+orion_status orion_manager_acquire(orion_manager *mgr, const char *id, const orion_acquire_params *params,
+                                   orion_model_lease **out);
+/* Unpins; the keep-alive of the acquire applies from now. NULL is a no-op.
+ * Thread-safe. */
+void         orion_manager_release(orion_manager *mgr, orion_model_lease *lease);
+/* The loaded model (the one matching the entry's task; NULL otherwise). The
+ * lease keeps it alive; use it from one thread at a time. */
+orion_llm      *orion_lease_llm(const orion_model_lease *lease);
+orion_embedder *orion_lease_embedder(const orion_model_lease *lease);
+orion_qlevel    orion_lease_level(const orion_model_lease *lease);
+
+/* Unloads `id` now. ORION_ERR_BUSY while acquired, ORION_ERR_NOT_FOUND when
+ * not loaded. Thread-safe. */
+orion_status orion_manager_unload(orion_manager *mgr, const char *id);
+/* Runs the idle timers against the clock (the monitor thread calls it every
+ * poll_ms; tests with an injected clock call it). Returns the number unloaded. */
+int          orion_manager_tick(orion_manager *mgr);
+/* Reads the pressure now and reacts (high: unload idle models, LRU first,
+ * keeping the most recent; critical: unload every idle model and refuse
+ * loads). Returns the level. */
+orion_pressure orion_manager_check_pressure(orion_manager *mgr);
+
+typedef struct orion_model_status {
+    char         id[64];
+    orion_qlevel level;
+    bool         loaded;
+    int          refs;           /* active leases */
+    uint64_t     mapped;         /* bytes of the file mapping */
+    uint64_t     resident;       /* of those, in memory (mincore) */
+    uint64_t     heap;           /* counting-allocator bytes taken by the load */
+    uint64_t     kv;             /* KV cache bytes */
+    uint64_t     need;           /* the computed need */
+    double       last_used;      /* clock */
+    double       expires;        /* clock time of the idle unload; < 0 = never */
+} orion_model_status;
+
+typedef struct orion_process_memory {
+    uint64_t rss, pss;           /* /proc/self/smaps_rollup (rss from status if absent) */
+    uint64_t pss_file, pss_anon;
+} orion_process_memory;
+
+/* Copies the state of up to n loaded models; returns how many are loaded. */
+int          orion_manager_status(orion_manager *mgr, orion_model_status *out, int n);
+/* The profile the manager runs with. */
+void         orion_manager_profile(orion_manager *mgr, orion_device_profile *out);
+orion_pressure orion_manager_pressure(orion_manager *mgr);
+/* RSS and PSS of this process (proc_root/self/smaps_rollup). */
+orion_status orion_process_memory_read(const char *proc_root, orion_process_memory *out);
+/* Resident bytes of [addr, addr+len) by mincore (page cache residency for
+ * file mappings). */
+uint64_t     orion_resident_bytes(const void *addr, size_t len);
 
 #ifdef __cplusplus
 }

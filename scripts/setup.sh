@@ -12,7 +12,9 @@ set -eu
 # utf8proc: Unicode normalization for the WordPiece tokenizer.
 # libmicrohttpd, zstd, xxhash: the server (orion serve), its cache snapshots and keys.
 # Node.js and npm: the default model and the JavaScript references (below).
-PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev libutf8proc-dev libmicrohttpd-dev libzstd-dev libxxhash-dev python3 python3-numpy python3-torch python3-sentencepiece clang libclang-rt-14-dev ca-certificates"
+# OpenBLAS: python3-torch's float64 references run on libblas.so.3, and the
+# reference BLAS makes test_bert_reference's about 8x slower.
+PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev libutf8proc-dev libmicrohttpd-dev libzstd-dev libxxhash-dev python3 python3-numpy python3-torch python3-sentencepiece libopenblas0-pthread clang libclang-rt-14-dev ca-certificates"
 
 missing=""
 for p in $PACKAGES; do

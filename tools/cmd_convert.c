@@ -103,7 +103,8 @@ static int usage(const char *cmd) {
         fprintf(stderr, "usage: orion convert SRC OUT.gguf [--type T] [--tokenizer tokenizer.bin] [--calibrate] "
                         "[--imatrix FILE] [--no-q8-embd] [--per-tensor] [--threads N]\n"
                         "  SRC: a llama2.c checkpoint (.bin), a GGUF file, or a Hugging Face model directory\n"
-                        "       (config.json + safetensors: BERT, Llama, Mistral)\n");
+                        "       (config.json + safetensors: BERT, Llama, Mistral), or the Universal Sentence\n"
+                        "       Encoder lite's TF.js directory (model.json, weight shards, vocab.json)\n");
     return 2;
 }
 

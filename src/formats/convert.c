@@ -15,6 +15,7 @@
  */
 #include "formats/gguf_internal.h"
 #include "formats/hf_model.h"
+#include "formats/tfjs.h"
 #include "formats/llama2c.h"
 #include "kernels/kernels.h"
 
@@ -301,6 +302,7 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
     orion_llama2c_vocab *vocab = NULL;
     orion_llama2c_tensor *l2_tensors = NULL;
     orion_hf_model *hf = NULL;
+    orion_use_lite_src *use = NULL;
     orion_gguf_writer *w = NULL;
     imatrix *im = NULL;
     source_tensor *ts = NULL;
@@ -327,6 +329,21 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
         for (int64_t i = 0; i < n; i++) {
             const orion_gguf_tensor *t = orion_gguf_tensor_at(g, i);
             ts[i] = (source_tensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, t->data, 0};
+        }
+    } else if (orion__tfjs_is_graph_dir(src)) {
+        /* a TF.js graph model directory: the Universal Sentence Encoder lite */
+        if ((st = orion__use_lite_open(src, &use)) != ORION_OK) goto done;
+        if ((st = orion__use_lite_write_metadata(use, NULL, w)) != ORION_OK) goto done;
+        n = orion__use_lite_n_tensors(use);
+        ts = orion__calloc((size_t)(n ? n : 1), sizeof *ts);
+        if (!ts) {
+            st = orion__fail(ORION_ERR_NOMEM, "convert: out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            const orion_use_lite_tensor *t = orion__use_lite_tensor(use, i);
+            ts[i] = (source_tensor){t->name, ORION_TYPE_F32, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]},
+                                    t->data, 0};
         }
     } else if (orion__hf_is_dir(src)) {
         /* a Hugging Face model directory: config.json + safetensors */
@@ -387,6 +404,7 @@ done:
     orion__llama2c_vocab_free(vocab);
     orion__llama2c_free(l2);
     orion__hf_free(hf);
+    orion__use_lite_free(use);
     orion_gguf_free(g);
     return st;
 }
