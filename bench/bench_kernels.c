@@ -18,7 +18,13 @@
  *      fits in L3 is then served from cache). GB/s counts weight bytes only.
  *   4. GEMM at batch 32 and 128 on 4096 x 4096 (1024 x 4096 with --quick),
  *      every type: GFLOP/s = 2 * n_out * n_in * batch / time.
- *   5. The targets, PASS/MISS (informational; see bench_report.c).
+ *   5. Encoder GEMM: M = 4096 rows (a batch of 32 texts x 128 tokens) times
+ *      the matrices of a MiniLM-shaped BERT layer: 384 -> 384 (Q, K, V, O),
+ *      384 -> 1536 (FFN up), 1536 -> 384 (FFN down) (n_in -> n_out), for
+ *      f32, q8_0, q4_0 and q4_1 weights (M = 512 with --quick); GFLOP/s and
+ *      the ratio to the FMA peak of the same run. Printed after the tables
+ *      (text) or as "encoder_gemm" (JSON) by this file.
+ *   6. The targets, PASS/MISS (informational; see bench_report.c).
  *
  * Weights are made with orion_quantize from seeded uniform data in [-1, 1);
  * the 4096-row matrices are the first rows of the 14336-row one. Each case
@@ -291,6 +297,168 @@ static orion_status time_case(const mm_case *c, const plan *p, const flusher *fl
     return ORION_OK;
 }
 
+static void oom(const char *what, size_t bytes);
+
+/* ---- encoder GEMM shapes (section 5) --------------------------------------------------- */
+
+#define ENC_N_TYPES  4
+#define ENC_N_SHAPES 3
+
+static const orion_type ENC_TYPES[ENC_N_TYPES] = {ORION_TYPE_F32, ORION_TYPE_Q8_0, ORION_TYPE_Q4_0, ORION_TYPE_Q4_1};
+static const int64_t ENC_SHAPES[ENC_N_SHAPES][2] = {{384, 384}, {384, 1536}, {1536, 384}}; /* n_in, n_out */
+
+typedef struct enc_gemm {
+    orion_type type;
+    int64_t    n_out, n_in, batch;
+    double     s;      /* median seconds per call */
+    int        runs;
+    bool       ran;
+    char       error[BENCH_ERR_LEN];
+} enc_gemm;
+
+typedef struct enc_results {
+    int64_t  batch;
+    enc_gemm g[ENC_N_TYPES][ENC_N_SHAPES];
+    size_t   bytes;   /* buffers and scratch of the section */
+} enc_results;
+
+/* Runs section 5 on its own buffers (freed on return); false when they
+ * cannot be had (nothing ran) or some case failed. */
+static bool run_encoder_gemm(orion_threadpool *pool, const plan *p, int threads, enc_results *er) {
+    memset(er, 0, sizeof *er);
+    er->batch = p->quick ? 512 : 4096;
+    const int64_t max_dim = 1536;
+    size_t scratch = 0;
+    for (int t = 0; t < ENC_N_TYPES; t++)
+        for (int s = 0; s < ENC_N_SHAPES; s++) {
+            enc_gemm *g = &er->g[t][s];
+            g->type = ENC_TYPES[t];
+            g->n_in = ENC_SHAPES[s][0];
+            g->n_out = ENC_SHAPES[s][1];
+            g->batch = er->batch;
+            size_t b = orion_matmul_scratch_bytes(g->type, g->n_out, g->n_in, g->batch, threads);
+            if (b > scratch) scratch = b;
+        }
+    const size_t act = (size_t)er->batch * (size_t)max_dim * sizeof(float);
+    const size_t wsrc = (size_t)max_dim * 384 * sizeof(float);
+    float *x = bench_alloc(act), *y = bench_alloc(act), *src = bench_alloc(wsrc);
+    void *w = bench_alloc(wsrc);
+    orion_arena *arena = NULL;
+    bool ok = x && y && src && w && (scratch == 0 || orion_arena_init(scratch, &arena) == ORION_OK);
+    er->bytes = 2 * act + 2 * wsrc + scratch;
+    if (ok) {
+        gen_task gx = {x, er->batch, max_dim, 0x656e636fULL};   /* "enco" */
+        orion_threadpool_run(pool, gen_task_run, &gx);
+        gen_task gw = {src, max_dim, 384, 0x77656967ULL};       /* "weig" */
+        orion_threadpool_run(pool, gen_task_run, &gw);
+        bench_stream_fill(pool, y, act);
+        for (int t = 0; t < ENC_N_TYPES; t++) {
+            progress("encoder GEMM, %s: %lld rows x 384->384, 384->1536, 1536->384", orion_type_name(ENC_TYPES[t]),
+                     (long long)er->batch);
+            for (int s = 0; s < ENC_N_SHAPES; s++) {
+                enc_gemm *g = &er->g[t][s];
+                /* src holds 1536 x 384 floats: any of the shapes' n_out x n_in */
+                orion_status st = orion_quantize(g->type, src, w, g->n_out, g->n_in, NULL);
+                if (st != ORION_OK) {
+                    errorf(g->error, "orion_quantize: %s: %s", orion_status_str(st), orion_last_error());
+                    ok = false;
+                    continue;
+                }
+                mm_case c = {pool, arena, g->type, w, g->n_out, g->n_in, g->batch, x, y};
+                if (time_case(&c, p, NULL, &g->s, &g->runs, g->error) != ORION_OK) {
+                    ok = false;
+                    continue;
+                }
+                g->ran = true;
+            }
+        }
+    } else {
+        oom("the encoder GEMM buffers", er->bytes);
+    }
+    orion_arena_free(arena);
+    bench_free(w);
+    bench_free(src);
+    bench_free(y);
+    bench_free(x);
+    return ok;
+}
+
+static double enc_gflops(const enc_gemm *g) {
+    return g->ran && g->s > 0 ? 2.0 * (double)g->n_out * (double)g->n_in * (double)g->batch / g->s * 1e-9 : 0.0;
+}
+
+static void print_encoder_table(FILE *f, const enc_results *er, double peak) {
+    fprintf(f, "\nEncoder GEMM: %lld rows (batch x tokens) times a MiniLM layer's matrices;"
+               " %% of the FMA peak (%.1f GFLOP/s)\n",
+            (long long)er->batch, peak);
+    fprintf(f, "  %-6s", "type");
+    for (int s = 0; s < ENC_N_SHAPES; s++)
+        fprintf(f, "   %4lld -> %-4lld        ", (long long)ENC_SHAPES[s][0], (long long)ENC_SHAPES[s][1]);
+    fprintf(f, "\n");
+    for (int t = 0; t < ENC_N_TYPES; t++) {
+        fprintf(f, "  %-6s", orion_type_name(ENC_TYPES[t]));
+        for (int s = 0; s < ENC_N_SHAPES; s++) {
+            const enc_gemm *g = &er->g[t][s];
+            if (g->ran)
+                fprintf(f, "   %7.1f GFLOP/s %5.1f%%", enc_gflops(g),
+                        peak > 0 ? 100.0 * enc_gflops(g) / peak : 0.0);
+            else
+                fprintf(f, "   %-22s", "failed");
+        }
+        fprintf(f, "\n");
+    }
+    for (int t = 0; t < ENC_N_TYPES; t++)
+        for (int s = 0; s < ENC_N_SHAPES; s++)
+            if (!er->g[t][s].ran && er->g[t][s].error[0])
+                fprintf(f, "  %s: %s\n", orion_type_name(ENC_TYPES[t]), er->g[t][s].error);
+}
+
+/* The JSON array "encoder_gemm" (one object per case). */
+static void print_encoder_json(FILE *f, const enc_results *er, double peak) {
+    fprintf(f, "\"encoder_gemm\": [");
+    bool first = true;
+    for (int t = 0; t < ENC_N_TYPES; t++)
+        for (int s = 0; s < ENC_N_SHAPES; s++) {
+            const enc_gemm *g = &er->g[t][s];
+            fprintf(f, "%s\n    {\"type\": \"%s\", \"batch\": %lld, \"n_in\": %lld, \"n_out\": %lld, \"ran\": %s",
+                    first ? "" : ",", orion_type_name(g->type), (long long)g->batch, (long long)g->n_in,
+                    (long long)g->n_out, g->ran ? "true" : "false");
+            if (g->ran)
+                fprintf(f, ", \"median_s\": %.6g, \"runs\": %d, \"achieved_gflops\": %.2f,"
+                           " \"peak_ratio\": %.4f",
+                        g->s, g->runs, enc_gflops(g), peak > 0 ? enc_gflops(g) / peak : 0.0);
+            fprintf(f, "}");
+            first = false;
+        }
+    fprintf(f, "\n  ]");
+}
+
+/* Prints the main JSON object with "encoder_gemm" added as its last member:
+ * bench_report.c prints the object; its closing brace is replaced. */
+static void print_json_with_encoder(FILE *f, const bench_results *r, const enc_results *er, bool enc_ran) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m) {
+        bench_print_json(f, r);
+        return;
+    }
+    bench_print_json(m, r);
+    fclose(m);
+    size_t end = len;
+    while (end > 0 && (buf[end - 1] == '\n' || buf[end - 1] == ' ')) end--;
+    if (!enc_ran || end == 0 || buf[end - 1] != '}') {
+        fwrite(buf, 1, len, f);
+        free(buf);
+        return;
+    }
+    fwrite(buf, 1, end - 1, f);
+    fprintf(f, ",\n  ");
+    print_encoder_json(f, er, r->fma.gflops);
+    fprintf(f, "\n}\n");
+    free(buf);
+}
+
 /* ---- the run ----------------------------------------------------------------------- */
 
 const bench_matvec *bench_find_matvec(const bench_results *r, int shape, orion_type type) {
@@ -412,6 +580,8 @@ int orion_cli_bench_kernels(int argc, char **argv) {
     if (rc != 0) return rc;
 
     static bench_results res; /* large; one run per process */
+    static enc_results enc;
+    bool enc_ran = false;
     static quant_task qt;
     bench_results *r = &res;
     setup_results(r, &p);
@@ -539,6 +709,9 @@ int orion_cli_bench_kernels(int argc, char **argv) {
     bench_free(flush_buf);
     y = x = NULL;
     src = flush_buf = NULL;
+    /* 5. the encoder shapes, on buffers of their own */
+    enc_ran = true;
+    if (!run_encoder_gemm(pool, &p, p.threads, &enc)) r->failed = true;
     progress("read bandwidth and FMA peak again...");
     bench_bandwidth bw2;
     bench_fma fma2;
@@ -568,10 +741,12 @@ done:
         orion_mem_get_stats(&r->mem);
         r->total_s = bench_now() - t_start;
         progress("done in %.1f s", r->total_s);
-        if (p.json)
-            bench_print_json(stdout, r);
-        else
+        if (p.json) {
+            print_json_with_encoder(stdout, r, &enc, enc_ran);
+        } else {
             bench_print_table(stdout, r);
+            if (enc_ran) print_encoder_table(stdout, &enc, r->fma.gflops);
+        }
         fflush(stdout);
     }
     return rc;

@@ -577,6 +577,39 @@ static void test_matmul_float_odd_lengths(void **state) {
     }
 }
 
+/* Many batch rows times a small matrix: the float GEMM split by batch rows
+ * (PATH_GEMM_F_ROWS, at least 64 rows per thread), as an encoder runs it.
+ * Awkward sizes: batch rows that end mid 16-row group and mid 128-row chunk,
+ * output counts that end mid 6-row panel, n_in that is not a multiple of 8
+ * (k chunks 2 x 504 for 1000) or of the vector width; every thread count
+ * (1..3: the rows split unevenly) and the arena path. Quantized types take
+ * the same shapes with n_in a multiple of 32. */
+static void test_matmul_many_rows(void **state) {
+    (void)state;
+    static const struct { int64_t n_out, n_in, n_batch; } shapes[] = {
+        {50, 45, 197}, {13, 1000, 261}, {7, 392, 129}, {96, 96, 300}, {1, 17, 200},
+    };
+    test_rng r = {11};
+    for (size_t ti = 0; ti < ORION_ARRAY_LEN(ALL_TYPES); ti++) {
+        const bool quantized = ti >= 3;
+        for (size_t si = 0; si < ORION_ARRAY_LEN(shapes); si++) {
+            int64_t n_in = shapes[si].n_in;
+            if (quantized) n_in = (n_in + ORION_QK - 1) / ORION_QK * ORION_QK;
+            case_data c;
+            case_init(&r, &c, ALL_TYPES[ti], shapes[si].n_out, n_in, shapes[si].n_batch);
+            for (int nt = 1; nt <= 3; nt++)
+                run_and_check(pools[nt], NULL, c.t, c.w, c.n_out, c.n_in, c.x, c.n_batch, c.exact, c.tsum);
+            orion_arena *a = NULL;
+            const size_t need = orion_matmul_scratch_bytes(c.t, c.n_out, c.n_in, c.n_batch, 3);
+            assert_true(need > 0);
+            assert_int_equal(orion_arena_init(need, &a), ORION_OK);
+            run_and_check(pools[3], a, c.t, c.w, c.n_out, c.n_in, c.x, c.n_batch, c.exact, c.tsum);
+            orion_arena_free(a);
+            case_free(&c);
+        }
+    }
+}
+
 /* ---- (d) argument errors -------------------------------------------------- */
 
 static void test_matmul_errors(void **state) {
@@ -707,6 +740,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_shapes),
         cmocka_unit_test(test_matmul_chunks),
         cmocka_unit_test(test_matmul_float_odd_lengths),
+        cmocka_unit_test(test_matmul_many_rows),
         cmocka_unit_test(test_matmul_errors),
         cmocka_unit_test(test_matmul_arena),
         cmocka_unit_test(test_matmul_arena_keeps_caller_allocations),
