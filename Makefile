@@ -33,14 +33,13 @@ test-asan: asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS)
 
-# The main job (until the embedding service exists): generate text with the
-# real stories260K model from ../shared, then measure the kernels against the
-# machine's bandwidth and FMA peak.
+# The main job: the shared embedding service on the default model (the
+# Universal Sentence Encoder lite, converted from its npm package), two
+# client processes using it, then text generation with the real stories260K
+# model from ../shared (scripts/run-main.sh says what each step shows).
 SHARED ?= ../shared
 run: build
-	./$(BUILD)/orion version
-	./$(BUILD)/orion run $(SHARED)/models/stories260K/stories260K.gguf -p "Once upon a time" -n 200 --temp 0
-	./$(BUILD)/orion bench kernels --threads $(JOBS)
+	sh scripts/run-main.sh $(BUILD) $(SHARED)
 
 bench: build
 	./$(BUILD)/orion bench kernels --threads $(JOBS)
@@ -51,7 +50,7 @@ clean:
 # ---- fuzzing (clang's libFuzzer) ----------------------------------------------
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 20
-FUZZERS       = gguf safetensors json sentencepiece
+FUZZERS       = gguf safetensors json sentencepiece request wordpiece tfjs
 
 fuzz:
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORION_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_FLAGS)

@@ -17,5 +17,13 @@ int orion_cli_synth(int argc, char **argv);          /* tools/cmd_synth.c */
 int orion_cli_bench_decode(int argc, char **argv);   /* bench/bench_decode.c */
 int orion_cli_chat(int argc, char **argv);           /* tools/cmd_chat.c */
 int orion_cli_imatrix(int argc, char **argv);        /* tools/cmd_imatrix.c */
+int orion_cli_bench_cache(int argc, char **argv);    /* bench/bench_cache.c */
+int orion_cli_serve(int argc, char **argv);          /* tools/cmd_serve.c */
+int orion_cli_bench_serve(int argc, char **argv);    /* bench/bench_serve.c */
+int orion_cli_profile(int argc, char **argv);        /* tools/cmd_profile.c */
+int orion_cli_models(int argc, char **argv);         /* tools/cmd_models.c */
+int orion_cli_bench_embed(int argc, char **argv);    /* bench/bench_embed.c */
+int orion_cli_embed(int argc, char **argv);          /* tools/cmd_embed.c */
+int orion_cli_embed_quality(int argc, char **argv);  /* tools/cmd_embed_quality.c */
 
 #endif

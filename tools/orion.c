@@ -31,6 +31,16 @@ static void usage(FILE *f) {
             "  imatrix MODEL -f TEXT -o FILE   per-column activation importance for quantize --imatrix\n"
             "  chat MODEL           interactive chat [--template llama2|mistral|chatml] [-s SYSTEM]\n"
             "  perplexity MODEL -f TEXT   perplexity [--ctx C] [--base MODEL: KL divergence, top-1] [--json]\n"
+            "  embed MODEL [TEXT...]  sentence embeddings [--file F] [--format json|tsv|sim] [--batch N]\n"
+            "                       [--threads N] [--max-tokens N] [--pooling mean|cls] [--no-normalize]\n"
+            "                       or --server URL|SOCKET [--model ID]: through a running orion serve\n"
+            "  embed-quality BASE MODEL...  what quantization costs an encoder: cosine to BASE,\n"
+            "                       top-K neighbour overlap (--file F | --jsonl F[:FIELD]) [--top-k K] [--json]\n"
+            "  serve                the model server [--port 11435] [--socket PATH] [--model ID=PATH ...] (--help)\n"
+            "  profile              device memory, cgroup limits, budget, policy tier, memory pressure\n"
+            "                       [--json] [--config FILE] [--proc DIR] [--sys DIR]\n"
+            "  models REGISTRY      models and their memory need per level [--config FILE]\n"
+            "                       [--load ID [--lazy] [--level L]]: load, show memory, unload\n"
             "  help                 this text\n");
 }
 
@@ -50,7 +60,12 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+    if (strcmp(cmd, "profile") == 0) return orion_cli_profile(argc - 2, argv + 2);
+    if (strcmp(cmd, "models") == 0) return orion_cli_models(argc - 2, argv + 2);
+    if (strcmp(cmd, "embed") == 0) return orion_cli_embed(argc - 2, argv + 2);
+    if (strcmp(cmd, "embed-quality") == 0) return orion_cli_embed_quality(argc - 2, argv + 2);
     if (strcmp(cmd, "imatrix") == 0) return orion_cli_imatrix(argc - 2, argv + 2);
+    if (strcmp(cmd, "serve") == 0) return orion_cli_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "chat") == 0) return orion_cli_chat(argc - 2, argv + 2);
     if (strcmp(cmd, "synth") == 0) return orion_cli_synth(argc - 2, argv + 2);
     if (strcmp(cmd, "perplexity") == 0) return orion_cli_perplexity(argc - 2, argv + 2);
