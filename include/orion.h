@@ -428,6 +428,11 @@ typedef struct orion_convert_params {
     /* Per-column importance from llama.cpp's imatrix file (legacy binary
      * format: mean squared activations per input column); NULL for none. */
     const char  *imatrix;
+    /* Per-tensor types that override the rule above: "PATTERN=TYPE[,...]",
+     * e.g. "attn_qkv=q8_0,pool_dense=f16"; the first PATTERN that occurs in
+     * a tensor's name (a substring) gives its type. 1-D tensors stay f32 and
+     * rows that do not fill whole blocks still fall back to f16. NULL: none. */
+    const char  *tensor_types;
     /* llama2.c sources: the tokenizer.bin to embed (NULL: no vocabulary). */
     const char  *tokenizer;
     int          n_threads;     /* 0 = all CPUs */

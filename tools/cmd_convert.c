@@ -98,10 +98,10 @@ static void print_group(const group *g) {
 static int usage(const char *cmd) {
     if (strcmp(cmd, "quantize") == 0)
         fprintf(stderr, "usage: orion quantize IN.gguf OUT.gguf --type f32|f16|bf16|q8_0|q4_0|q4_1 "
-                        "[--calibrate] [--imatrix FILE] [--no-q8-embd] [--per-tensor] [--threads N]\n");
+                        "[--calibrate] [--imatrix FILE] [--no-q8-embd] [--tensor-type PATTERN=TYPE ...] [--per-tensor] [--threads N]\n");
     else
         fprintf(stderr, "usage: orion convert SRC OUT.gguf [--type T] [--tokenizer tokenizer.bin] [--calibrate] "
-                        "[--imatrix FILE] [--no-q8-embd] [--per-tensor] [--threads N]\n"
+                        "[--imatrix FILE] [--no-q8-embd] [--tensor-type PATTERN=TYPE ...] [--per-tensor] [--threads N]\n"
                         "  SRC: a llama2.c checkpoint (.bin), a GGUF file, or a Hugging Face model directory\n"
                         "       (config.json + safetensors: BERT, Llama, Mistral), or the Universal Sentence\n"
                         "       Encoder lite's TF.js directory (model.json, weight shards, vocab.json)\n");
@@ -111,6 +111,7 @@ static int usage(const char *cmd) {
 static int run(const char *cmd, int argc, char **argv) {
     orion_convert_params p = orion_convert_default_params();
     const char *src = NULL, *dst = NULL;
+    char tensor_types[1024] = ""; /* --tensor-type rules, joined */
     report_state s;
     memset(&s, 0, sizeof s);
     snprintf(s.total.name, sizeof s.total.name, "total");
@@ -123,6 +124,15 @@ static int run(const char *cmd, int argc, char **argv) {
                 return 2;
             }
             p.type = (int)t;
+        } else if (strcmp(a, "--tensor-type") == 0 && i + 1 < argc) {
+            /* repeatable: joined into "PATTERN=TYPE,..." (first match wins) */
+            size_t have = strlen(tensor_types);
+            int w = snprintf(tensor_types + have, sizeof tensor_types - have, "%s%s", have ? "," : "", argv[++i]);
+            if (w < 0 || (size_t)w >= sizeof tensor_types - have) {
+                fprintf(stderr, "orion %s: too many --tensor-type rules\n", cmd);
+                return 2;
+            }
+            p.tensor_types = tensor_types;
         } else if (strcmp(a, "--tokenizer") == 0 && i + 1 < argc) {
             p.tokenizer = argv[++i];
         } else if (strcmp(a, "--imatrix") == 0 && i + 1 < argc) {

@@ -4,6 +4,9 @@
  * matrix, the mean squared activation of each input column (the importance
  * the calibrated quantizer weighs errors by: `orion quantize --imatrix`).
  *
+ * For a sentence encoder (bert, use-lite) the text file holds one text per
+ * line, embedded in batches (--chunks caps the texts); --ctx is unused.
+ *
  * The file uses llama.cpp's legacy imatrix layout, so either tool reads the
  * other's: i32 n_entries; per entry i32 name length, name, i32 ncall,
  * i32 n_values, f32 values (mean squared activation x ncall); then i32
@@ -86,6 +89,61 @@ static bool write_imatrix(const char *path, const stats *s, int32_t chunks, cons
     return fclose(f) == 0 && ok;
 }
 
+static void free_stats(stats *s) {
+    for (size_t i = 0; i < s->n; i++) free(s->e[i].name), free(s->e[i].sum_sq);
+    free(s->e);
+}
+
+/* Encoders: every line of the text (up to max_texts, 0 = all) is embedded,
+ * 32 at a time, with the observer on. */
+static int imatrix_encoder(orion_embedder *e, char *text, size_t len, int max_texts, const char *file,
+                           const char *out) {
+    stats s = {0};
+    int rc = 1, n = 0;
+    orion_embed_info in;
+    orion_embed_get_info(e, &in);
+    enum { BATCH = 32 };
+    const char *batch[BATCH];
+    size_t lens[BATCH];
+    float *vec = malloc(sizeof(float) * BATCH * (size_t)in.dim);
+    if (!vec) {
+        fprintf(stderr, "orion imatrix: out of memory\n");
+        return 1;
+    }
+    orion_embed_set_observer(e, observe, &s);
+    size_t at = 0;
+    while (at < len && (!max_texts || n < max_texts)) {
+        int b = 0;
+        while (b < BATCH && at < len && (!max_texts || n + b < max_texts)) {
+            char *nl = memchr(text + at, '\n', len - at);
+            size_t l = nl ? (size_t)(nl - (text + at)) : len - at;
+            if (l > 0) batch[b] = text + at, lens[b] = l, b++;
+            at += l + 1;
+        }
+        if (b == 0) break;
+        if (orion_embed_texts(e, batch, lens, b, vec) != ORION_OK) {
+            fprintf(stderr, "orion imatrix: %s\n", orion_last_error());
+            goto done;
+        }
+        n += b;
+    }
+    if (n == 0 || s.oom || s.n == 0) {
+        fprintf(stderr, "orion imatrix: %s\n", s.oom ? "out of memory" : "no texts (one text per line)");
+        goto done;
+    }
+    if (!write_imatrix(out, &s, n, file)) {
+        fprintf(stderr, "orion imatrix: cannot write %s\n", out);
+        goto done;
+    }
+    printf("wrote %s: %zu tensors, %d texts\n", out, s.n, n);
+    rc = 0;
+done:
+    orion_embed_set_observer(e, NULL, NULL);
+    free_stats(&s);
+    free(vec);
+    return rc;
+}
+
 int orion_cli_imatrix(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *out = NULL;
     int ctx = 256, max_chunks = 0, threads = 0;
@@ -101,7 +159,8 @@ int orion_cli_imatrix(int argc, char **argv) {
         else if (!model) model = a;
     }
     if (!model || !file || !out || ctx < 16 || max_chunks < 0 || threads < 0) {
-        fprintf(stderr, "usage: orion imatrix MODEL.gguf -f TEXT -o FILE [--ctx C (>= 16)] [--chunks N] [--threads N]\n");
+        fprintf(stderr, "usage: orion imatrix MODEL.gguf -f TEXT -o FILE [--ctx C (>= 16)] [--chunks N] [--threads N]\n"
+                        "  (a sentence encoder: one text per line; --chunks caps the texts)\n");
         return 2;
     }
     FILE *tf = fopen(file, "rb");
@@ -116,6 +175,18 @@ int orion_cli_imatrix(int argc, char **argv) {
     size_t got = text ? fread(text, 1, (size_t)len, tf) : 0;
     fclose(tf);
     if (!text) return 1;
+    {
+        /* a sentence encoder? (a decoder file fails here and goes on below) */
+        orion_embed_params ep = orion_embed_default_params();
+        ep.n_threads = threads;
+        orion_embedder *e = NULL;
+        if (orion_embed_load(model, &ep, &e) == ORION_OK) {
+            int erc = imatrix_encoder(e, text, got, max_chunks, file, out);
+            orion_embed_free(e);
+            free(text);
+            return erc;
+        }
+    }
     orion_llm_params p = orion_llm_default_params();
     p.n_ctx = ctx;
     p.n_threads = threads;
@@ -154,8 +225,7 @@ int orion_cli_imatrix(int argc, char **argv) {
     printf("wrote %s: %zu tensors, %d chunks of %d tokens\n", out, s.n, chunks, ctx);
     rc = 0;
 done:
-    for (size_t i = 0; i < s.n; i++) free(s.e[i].name), free(s.e[i].sum_sq);
-    free(s.e);
+    free_stats(&s);
     free(tok);
     free(text);
     orion_llm_free(llm);

@@ -130,11 +130,44 @@ static bool is_embedding_or_head(const char *name) {
     return strcmp(name, "token_embd.weight") == 0 || strcmp(name, "output.weight") == 0;
 }
 
+/* Walks the "PATTERN=TYPE[,...]" list of params->tensor_types. With name:
+ * the type of the first rule whose PATTERN occurs in it (true), or false.
+ * With name NULL: checks the syntax and the type names (false = bad). */
+static bool tensor_type_rule(const char *spec, const char *name, orion_type *out) {
+    const char *r = spec;
+    while (r && *r) {
+        const char *end = strchr(r, ',');
+        size_t len = end ? (size_t)(end - r) : strlen(r);
+        const char *eq = memchr(r, '=', len);
+        char pat[128], tname[16];
+        if (!eq || eq == r || (size_t)(eq - r) >= sizeof pat || len - (size_t)(eq - r) - 1 >= sizeof tname ||
+            len - (size_t)(eq - r) - 1 == 0)
+            return false;
+        memcpy(pat, r, (size_t)(eq - r));
+        pat[eq - r] = 0;
+        memcpy(tname, eq + 1, len - (size_t)(eq - r) - 1);
+        tname[len - (size_t)(eq - r) - 1] = 0;
+        orion_type t;
+        if (orion_type_from_name(tname, &t) != ORION_OK || !orion_type_is_supported(t)) return false;
+        if (name && strstr(name, pat)) {
+            *out = t;
+            return true;
+        }
+        r = end ? end + 1 : NULL;
+    }
+    return name == NULL;
+}
+
 static orion_type target_type(const orion_convert_params *p, const char *name, orion_type from, int n_dims,
                               int64_t ne0) {
+    if (n_dims == 1) return p->type < 0 ? from : ORION_TYPE_F32; /* norms and biases */
+    orion_type to;
+    if (p->tensor_types && tensor_type_rule(p->tensor_types, name, &to)) {
+        if (ne0 % orion_type_block_elems(to) != 0) to = ORION_TYPE_F16;
+        return to;
+    }
     if (p->type < 0) return from;
-    orion_type to = (orion_type)p->type;
-    if (n_dims == 1) return ORION_TYPE_F32; /* norms and biases */
+    to = (orion_type)p->type;
     if (p->keep_embd_q8 && is_embedding_or_head(name) && orion_type_bits_per_weight(to) < 8.5)
         to = ORION_TYPE_Q8_0;
     if (ne0 % orion_type_block_elems(to) != 0) to = ORION_TYPE_F16;
@@ -295,6 +328,11 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
     orion_convert_params p = params ? *params : orion_convert_default_params();
     if (p.type >= 0 && !orion_type_is_supported(p.type))
         return orion__fail(ORION_ERR_UNSUPPORTED, "orion_convert: unsupported target type %d", p.type);
+    if (p.tensor_types && !tensor_type_rule(p.tensor_types, NULL, NULL))
+        return orion__fail(ORION_ERR_INVALID_ARG,
+                           "orion_convert: tensor types '%s': want PATTERN=TYPE[,PATTERN=TYPE...] with TYPE one of "
+                           "f32 f16 bf16 q8_0 q4_0 q4_1",
+                           p.tensor_types);
 
     orion_status st;
     orion_gguf *g = NULL;
