@@ -34,6 +34,7 @@
  * state, and the two are printed side by side with the ratio.
  */
 #include "bench.h"
+#include "peer.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -181,93 +182,18 @@ static orion_status orion_rep(orion_side *s, const decode_opts *o, double *prefi
 /* ---- llama.cpp co-process ---------------------------------------------------------- */
 
 typedef struct peer {
-    pid_t pid;
-    FILE *to, *from;
-    char  path[PATH_MAX];
-    char  info[512];  /* the driver's ready line */
+    bench_peer co;
+    char       path[PATH_MAX];
 } peer;
-
-static bool is_executable(const char *p) {
-    return p && *p && access(p, X_OK) == 0;
-}
-
-/* The driver: $ORION_LLAMACPP_BENCH, else bench/peers/llamacpp/bin/llamacpp_bench
- * under the current directory, the orion binary's directory or its parent. */
-static bool find_driver(char *out, size_t size) {
-    const char *rel = "bench/peers/llamacpp/bin/llamacpp_bench";
-    const char *env = getenv("ORION_LLAMACPP_BENCH");
-    if (env && *env) {
-        snprintf(out, size, "%s", env);
-        return is_executable(out);
-    }
-    if (is_executable(rel)) {
-        snprintf(out, size, "%s", rel);
-        return true;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return false;
-    exe[n] = '\0';
-    for (int up = 0; up < 3; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash) return false;
-        *slash = '\0';
-        if (snprintf(out, size, "%s/%s", exe, rel) < (int)size && is_executable(out)) return true;
-    }
-    return false;
-}
-
-/* Reads one line of the driver's output; false at EOF. */
-static bool peer_line(peer *p, char *buf, size_t size) {
-    for (;;) {
-        if (!fgets(buf, (int)size, p->from)) return false;
-        if (buf[0] == '{') return true; /* protocol lines are JSON objects; skip anything else */
-    }
-}
-
-/* Number after "key": in a one-line JSON object; NAN when absent. */
-static double json_num(const char *line, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p) return NAN;
-    char *end;
-    double v = strtod(p + strlen(pat), &end);
-    return end == p + strlen(pat) ? NAN : v;
-}
-
-static void peer_stop(peer *p) {
-    if (p->to) fclose(p->to);
-    if (p->from) fclose(p->from);
-    if (p->pid > 0) {
-        int status;
-        if (waitpid(p->pid, &status, WNOHANG) == 0) {
-            /* it exits on EOF; give it a moment, then insist */
-            for (int i = 0; i < 50 && waitpid(p->pid, &status, WNOHANG) == 0; i++) usleep(100000);
-            if (kill(p->pid, 0) == 0) {
-                kill(p->pid, SIGTERM);
-                waitpid(p->pid, &status, 0);
-            }
-        }
-    }
-    memset(p, 0, sizeof *p);
-}
 
 static bool peer_start(peer *p, const decode_opts *o, char *err, size_t err_size) {
     memset(p, 0, sizeof *p);
-    if (!find_driver(p->path, sizeof p->path)) {
+    /* the driver: $ORION_LLAMACPP_BENCH, else bench/peers/llamacpp/bin/llamacpp_bench
+     * under the current directory, the orion binary's directory or two above */
+    if (!bench_peer_find("ORION_LLAMACPP_BENCH", "bench/peers/llamacpp/bin/llamacpp_bench", 2, true, p->path,
+                         sizeof p->path)) {
         snprintf(err, err_size, "llama.cpp driver not found (set ORION_LLAMACPP_BENCH or run "
                                 "scripts/install-llamacpp.sh)");
-        return false;
-    }
-    int in[2], out[2];
-    if (pipe(in) != 0) {
-        snprintf(err, err_size, "pipe: %s", strerror(errno));
-        return false;
-    }
-    if (pipe(out) != 0) {
-        close(in[0]), close(in[1]);
-        snprintf(err, err_size, "pipe: %s", strerror(errno));
         return false;
     }
     char threads[16], prompt[16], gen[16], seed[32];
@@ -275,51 +201,16 @@ static bool peer_start(peer *p, const decode_opts *o, char *err, size_t err_size
     snprintf(prompt, sizeof prompt, "%d", o->prompt);
     snprintf(gen, sizeof gen, "%d", o->gen);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, err_size, "fork: %s", strerror(errno));
-        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-        return false;
-    }
-    if (pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-        char *args[] = {p->path,       (char *)o->model, "--threads", threads, "--prompt-tokens", prompt,
-                        "--gen-tokens", gen,             "--seed",    seed,    "--serve",         NULL};
-        execv(p->path, args);
-        fprintf(stderr, "orion bench decode: cannot run %s: %s\n", p->path, strerror(errno));
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->pid = pid;
-    p->to = fdopen(in[1], "w");
-    p->from = fdopen(out[0], "r");
-    if (!p->to || !p->from) {
-        snprintf(err, err_size, "fdopen: %s", strerror(errno));
-        peer_stop(p);
-        return false;
-    }
-    if (!peer_line(p, p->info, sizeof p->info) || !strstr(p->info, "\"ready\"")) {
-        snprintf(err, err_size, "%.200s did not start (see its messages above)", p->path);
-        peer_stop(p);
-        return false;
-    }
-    p->info[strcspn(p->info, "\r\n")] = '\0';
-    return true;
+    char *args[] = {p->path,       (char *)o->model, "--threads", threads, "--prompt-tokens", prompt,
+                    "--gen-tokens", gen,             "--seed",    seed,    "--serve",         NULL};
+    return bench_peer_start(&p->co, args, p->path, err, err_size);
 }
 
 static bool peer_rep(peer *p, double *prefill_tps, double *gen_tps, char *err, size_t err_size) {
     char line[1024];
-    if (fprintf(p->to, "rep\n") < 0 || fflush(p->to) != 0 || !peer_line(p, line, sizeof line)) {
-        snprintf(err, err_size, "llama.cpp driver stopped answering");
-        return false;
-    }
-    *prefill_tps = json_num(line, "prefill_tps");
-    *gen_tps = json_num(line, "gen_tps");
+    if (!bench_peer_rep(&p->co, line, sizeof line, "llama.cpp driver", err, err_size)) return false;
+    *prefill_tps = bench_json_num(line, "prefill_tps");
+    *gen_tps = bench_json_num(line, "gen_tps");
     if (!(*prefill_tps > 0.0) || !(*gen_tps > 0.0)) {
         line[strcspn(line, "\r\n")] = '\0';
         snprintf(err, err_size, "llama.cpp driver: %.200s", line);
@@ -562,7 +453,7 @@ static void print_table(const decode_opts *o, const orion_llm_info *in, const to
         printf("  %-16s %10.2fx %21.2fx\n", "orion/llama.cpp",
                best_of(me->prefill_tps, me->n) / best_of(peer_runs->prefill_tps, peer_runs->n),
                best_of(me->gen_tps, me->n) / best_of(peer_runs->gen_tps, peer_runs->n));
-        printf("\n  llama.cpp: %s\n", pr->info);
+        printf("\n  llama.cpp: %s\n", pr->co.info);
     } else if (o->vs_llamacpp) {
         printf("\n  llama.cpp: not measured: %s\n", peer_error);
     }
@@ -672,7 +563,7 @@ int orion_cli_bench_decode(int argc, char **argv) {
             fprintf(stderr, "orion bench decode: %s\n", peer_error);
         } else {
             them.ok = true;
-            them.load_s = json_num(pr.info, "load_s");
+            them.load_s = bench_json_num(pr.co.info, "load_s");
         }
     }
 
@@ -720,7 +611,7 @@ int orion_cli_bench_decode(int argc, char **argv) {
     else print_table(&o, &s.info, &tb, &bw, limit, &me, &them, peer_error, &pr, &bd);
     rc = 0;
 done:
-    if (pr.pid > 0) peer_stop(&pr);
+    if (pr.co.pid > 0) bench_peer_stop(&pr.co);
     orion_threadpool_free(pool);
     free(s.tokens);
     free(s.logits);

@@ -29,6 +29,7 @@
  * Exit codes: 0 ran (whatever the ratios), 1 failure, 2 usage.
  */
 #include "bench.h"
+#include "peer.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -122,149 +123,33 @@ static void synthetic_ids(int32_t *ids, int batch, int seq, int n_vocab) {
 /* ---- ONNX Runtime co-process -------------------------------------------------------- */
 
 typedef struct peer {
-    pid_t pid;
-    FILE *to, *from;
-    char  script[PATH_MAX];
-    char  info[512];  /* its ready line */
+    bench_peer co;
+    char       script[PATH_MAX];
 } peer;
-
-/* bench/ort_embed.js: $ORION_ORT_EMBED_JS, else under the current directory,
- * the orion binary's directory or up to three levels above it. */
-static bool find_script(char *out, size_t size) {
-    const char *rel = "bench/ort_embed.js";
-    const char *env = getenv("ORION_ORT_EMBED_JS");
-    if (env && *env) {
-        snprintf(out, size, "%s", env);
-        return access(out, R_OK) == 0;
-    }
-    if (access(rel, R_OK) == 0) {
-        snprintf(out, size, "%s", rel);
-        return true;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return false;
-    exe[n] = '\0';
-    for (int up = 0; up < 4; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash) return false;
-        *slash = '\0';
-        if (snprintf(out, size, "%s/%s", exe, rel) < (int)size && access(out, R_OK) == 0) return true;
-    }
-    return false;
-}
-
-/* One protocol line (a JSON object); false at EOF. */
-static bool peer_line(peer *p, char *buf, size_t size) {
-    for (;;) {
-        if (!fgets(buf, (int)size, p->from)) return false;
-        if (buf[0] == '{') return true;
-    }
-}
-
-/* Number after "key": in a one-line JSON object; NAN when absent. */
-static double json_num(const char *line, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p) return NAN;
-    char *end;
-    double v = strtod(p + strlen(pat), &end);
-    return end == p + strlen(pat) ? NAN : v;
-}
-
-/* String after "key":" in a one-line JSON object (no escapes expected). */
-static void json_str(const char *line, const char *key, char *out, size_t size) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr(line, pat);
-    out[0] = '\0';
-    if (!p) return;
-    p += strlen(pat);
-    size_t n = strcspn(p, "\"");
-    if (n >= size) n = size - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
-static void peer_stop(peer *p) {
-    if (p->to) fclose(p->to);
-    if (p->from) fclose(p->from);
-    if (p->pid > 0) {
-        int status;
-        for (int i = 0; i < 50 && waitpid(p->pid, &status, WNOHANG) == 0; i++) usleep(100000);
-        if (waitpid(p->pid, &status, WNOHANG) == 0) {
-            kill(p->pid, SIGTERM);
-            waitpid(p->pid, &status, 0);
-        }
-    }
-    memset(p, 0, sizeof *p);
-}
 
 static bool peer_start(peer *p, const embed_opts *o, char *err, size_t err_size) {
     memset(p, 0, sizeof *p);
-    if (!find_script(p->script, sizeof p->script)) {
+    /* bench/ort_embed.js: $ORION_ORT_EMBED_JS, else under the current
+     * directory, the orion binary's directory or up to three levels above */
+    if (!bench_peer_find("ORION_ORT_EMBED_JS", "bench/ort_embed.js", 3, false, p->script, sizeof p->script)) {
         snprintf(err, err_size, "bench/ort_embed.js not found (set ORION_ORT_EMBED_JS)");
-        return false;
-    }
-    int in[2], out[2];
-    if (pipe(in) != 0) {
-        snprintf(err, err_size, "pipe: %s", strerror(errno));
-        return false;
-    }
-    if (pipe(out) != 0) {
-        close(in[0]), close(in[1]);
-        snprintf(err, err_size, "pipe: %s", strerror(errno));
         return false;
     }
     char threads[16], batch[16], seq[16];
     snprintf(threads, sizeof threads, "%d", o->threads);
     snprintf(batch, sizeof batch, "%d", o->batch);
     snprintf(seq, sizeof seq, "%d", o->seq);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, err_size, "fork: %s", strerror(errno));
-        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-        return false;
-    }
-    if (pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-        char *args[] = {"node",  p->script, "--model", (char *)o->onnx, "--serve", "--threads", threads,
-                        "--batch", batch,   "--seq",   seq,             "--warmup", "1",        NULL};
-        execvp("node", args);
-        fprintf(stderr, "orion bench embed: cannot run node: %s\n", strerror(errno));
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->pid = pid;
-    p->to = fdopen(in[1], "w");
-    p->from = fdopen(out[0], "r");
-    if (!p->to || !p->from) {
-        snprintf(err, err_size, "fdopen: %s", strerror(errno));
-        peer_stop(p);
-        return false;
-    }
-    if (!peer_line(p, p->info, sizeof p->info) || !strstr(p->info, "\"ready\"")) {
-        snprintf(err, err_size, "node %.200s did not start (see its messages above)", p->script);
-        peer_stop(p);
-        return false;
-    }
-    p->info[strcspn(p->info, "\r\n")] = '\0';
-    return true;
+    char *args[] = {"node",  p->script, "--model", (char *)o->onnx, "--serve", "--threads", threads,
+                    "--batch", batch,   "--seq",   seq,             "--warmup", "1",        NULL};
+    char what[PATH_MAX + 16];
+    snprintf(what, sizeof what, "node %.200s", p->script);
+    return bench_peer_start(&p->co, args, what, err, err_size);
 }
 
 static bool peer_rep(peer *p, double *s, char *err, size_t err_size) {
     char line[512];
-    if (fprintf(p->to, "rep\n") < 0 || fflush(p->to) != 0 || !peer_line(p, line, sizeof line)) {
-        snprintf(err, err_size, "ONNX Runtime driver stopped answering");
-        return false;
-    }
-    *s = json_num(line, "s");
+    if (!bench_peer_rep(&p->co, line, sizeof line, "ONNX Runtime driver", err, err_size)) return false;
+    *s = bench_json_num(line, "s");
     if (!(*s > 0.0)) {
         line[strcspn(line, "\r\n")] = '\0';
         snprintf(err, err_size, "ONNX Runtime driver: %.200s", line);
@@ -462,8 +347,8 @@ int orion_cli_bench_embed(int argc, char **argv) {
             fprintf(stderr, "orion bench embed: %s\n", ort.error);
         } else {
             ort.ok = true;
-            ort.load_s = json_num(pr.info, "load_s");
-            json_str(pr.info, "ort_version", ort.version, sizeof ort.version);
+            ort.load_s = bench_json_num(pr.co.info, "load_s");
+            bench_json_str(pr.co.info, "ort_version", ort.version, sizeof ort.version);
         }
     }
 
@@ -493,7 +378,7 @@ int orion_cli_bench_embed(int argc, char **argv) {
     me.ok = true;
     if (ort.ok && ort.n == 0) ort.ok = false;
     if (o.onnx && !ort.ok && !ort.error[0]) snprintf(ort.error, sizeof ort.error, "no rep completed");
-    if (pr.pid > 0) peer_stop(&pr);
+    if (pr.co.pid > 0) bench_peer_stop(&pr.co);
 
     /* the limits again; the best of both is the yardstick */
     bench_fma fma2;
@@ -506,7 +391,7 @@ int orion_cli_bench_embed(int argc, char **argv) {
     else print_table(&o, &info, &mc, flops, &me, &ort);
     rc = 0;
 done:
-    if (pr.pid > 0) peer_stop(&pr);
+    if (pr.co.pid > 0) bench_peer_stop(&pr.co);
     orion_threadpool_free(pool);
     free(ids);
     free(rows);
