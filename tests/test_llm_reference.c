@@ -162,18 +162,7 @@ static int teardown(void **state) {
         for (int r = 0; r < N_REFS; r++) free(models[i].logits[r]);
     free(mixed_ref);
     free(mixed_f32);
-    DIR *d = opendir(work_dir);
-    if (d) {
-        struct dirent *e;
-        char path[1024];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(path, sizeof path, "%s/%s", work_dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(work_dir);
+    test_remove_flat_dir(work_dir);
     return 0;
 }
 

@@ -29,40 +29,13 @@ static char g_files[ORION_QLEVEL_COUNT][512];  /* stories260K at q4, q8, f16, f3
 
 /* ---- the fake tree ---- */
 
-static void mkdirs(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    }
-    mkdir(tmp, 0755);
-}
-
-static void write_file(const char *base, const char *rel, const char *text) {
-    char path[1024], dir[1024], tmp[1100];
-    snprintf(path, sizeof path, "%s/%s", base, rel);
-    snprintf(dir, sizeof dir, "%s", path);
-    *strrchr(dir, '/') = '\0';
-    mkdirs(dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
 static void set_psi(double some, double full) {
     char t[256];
     snprintf(t, sizeof t, "some avg10=%.2f avg60=0 avg300=0 total=0\nfull avg10=%.2f avg60=0 avg300=0 total=0\n", some,
              full);
     char proc[300];
     snprintf(proc, sizeof proc, "%s/proc", g_dir);
-    write_file(proc, "pressure/memory", t);
+    test_write_file(proc, "pressure/memory", t);
 }
 
 /* meminfo of a machine with `total` bytes, most of them free */
@@ -71,7 +44,7 @@ static void set_machine(uint64_t total) {
     snprintf(t, sizeof t, "MemTotal: %llu kB\nMemAvailable: %llu kB\n", (unsigned long long)(total / 1024),
              (unsigned long long)(total / 1024 * 9 / 10));
     snprintf(proc, sizeof proc, "%s/proc", g_dir);
-    write_file(proc, "meminfo", t);
+    test_write_file(proc, "meminfo", t);
     set_psi(0, 0);
 }
 
@@ -186,12 +159,12 @@ static orion_manager *make_manager(uint64_t machine, const char *config, bool mo
     char proc[300], sys[300], cfg[300];
     snprintf(proc, sizeof proc, "%s/proc", g_dir);
     snprintf(sys, sizeof sys, "%s/sys", g_dir);
-    mkdirs(sys);
+    test_mkdirs(sys);
     orion_manager_params mp = orion_manager_default_params();
     mp.profile.proc_root = proc;
     mp.profile.sys_root = sys;
     if (config) {
-        write_file(g_dir, "config.json", config);
+        test_write_file(g_dir, "config.json", config);
         snprintf(cfg, sizeof cfg, "%s/config.json", g_dir);
         mp.profile.config_path = cfg;
     }
@@ -593,7 +566,7 @@ static void test_failures(void **state) {
     /* a file that is not a GGUF */
     char bad[600];
     snprintf(bad, sizeof bad, "%s/bad.gguf", g_dir);
-    write_file(g_dir, "bad.gguf", "not a gguf file at all");
+    test_write_file(g_dir, "bad.gguf", "not a gguf file at all");
     e.id = "bad";
     e.task = ORION_TASK_GENERATE;
     e.files[ORION_QLEVEL_F32] = bad;
@@ -620,7 +593,7 @@ static void test_registry(void **state) {
              "  \"files\": {\"q4_0\": \"s-q4_0.gguf\", \"q8_0\": \"s-q8_0.gguf\", \"f32\": \"%s\"}},\n"
              " {\"id\": \"enc\", \"task\": \"embed\", \"files\": {\"f16\": \"s-f16.gguf\"}}]}",
              g_files[ORION_QLEVEL_F32]);
-    write_file(g_dir, "registry.json", reg);
+    test_write_file(g_dir, "registry.json", reg);
     snprintf(path, sizeof path, "%s/registry.json", g_dir);
     orion_manager *mgr = make_manager(6 * GIB, NULL, false);
     assert_int_equal(orion_manager_load_registry(mgr, path), ORION_OK);
@@ -662,7 +635,7 @@ static void test_registry(void **state) {
                          "{\"models\": [{\"id\": \"x\", \"files\": {\"q3\": \"a\"}}]}",
                          "{\"models\": [{\"id\": \"x\", \"files\": {}}]}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_file(g_dir, "registry.json", bad[i]);
+        test_write_file(g_dir, "registry.json", bad[i]);
         assert_true(orion_manager_load_registry(mgr, path) != ORION_OK);
     }
     orion_manager_free(mgr);
@@ -725,10 +698,10 @@ static void test_out_of_memory(void **state) {
     char proc[300], sys[300], cfg[300], reg[300], text[1200];
     snprintf(proc, sizeof proc, "%s/proc", g_dir);
     snprintf(sys, sizeof sys, "%s/sys", g_dir);
-    write_file(g_dir, "oom-config.json", "{\"max_models\": 2, \"models\": {\"s\": {\"keep_alive\": 5}}}");
+    test_write_file(g_dir, "oom-config.json", "{\"max_models\": 2, \"models\": {\"s\": {\"keep_alive\": 5}}}");
     snprintf(text, sizeof text, "{\"models\": [{\"id\": \"s\", \"files\": {\"q8\": \"%s\"}}]}",
              g_files[ORION_QLEVEL_Q8]);
-    write_file(g_dir, "oom-registry.json", text);
+    test_write_file(g_dir, "oom-registry.json", text);
     snprintf(cfg, sizeof cfg, "%s/oom-config.json", g_dir);
     snprintf(reg, sizeof reg, "%s/oom-registry.json", g_dir);
     orion_mem_stats base;

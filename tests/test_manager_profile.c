@@ -27,41 +27,12 @@ typedef struct fake {
     char proc[300], sys[300];
 } fake;
 
-static void mkdirs(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    }
-    mkdir(tmp, 0755);
-}
-
-static void fake_write(const char *base, const char *rel, const char *text) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", base, rel);
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    *strrchr(dir, '/') = '\0';
-    mkdirs(dir);
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
 static void fake_meminfo(fake *fk, uint64_t total, uint64_t avail) {
     char t[512];
     snprintf(t, sizeof t, "MemTotal:       %llu kB\nMemFree:        %llu kB\nMemAvailable:   %llu kB\nCached: 0 kB\n",
              (unsigned long long)(total / 1024), (unsigned long long)(avail / 2048),
              (unsigned long long)(avail / 1024));
-    fake_write(fk->proc, "meminfo", t);
+    test_write_file(fk->proc, "meminfo", t);
 }
 
 static void fake_psi(const char *base, const char *rel, double some, double full) {
@@ -69,7 +40,7 @@ static void fake_psi(const char *base, const char *rel, double some, double full
     snprintf(t, sizeof t,
              "some avg10=%.2f avg60=0.00 avg300=0.00 total=1234\nfull avg10=%.2f avg60=0.00 avg300=0.00 total=99\n",
              some, full);
-    fake_write(base, rel, t);
+    test_write_file(base, rel, t);
 }
 
 static void fake_init(fake *fk) {
@@ -77,8 +48,8 @@ static void fake_init(fake *fk) {
     assert_non_null(mkdtemp(fk->root));
     snprintf(fk->proc, sizeof fk->proc, "%s/proc", fk->root);
     snprintf(fk->sys, sizeof fk->sys, "%s/sys", fk->root);
-    mkdirs(fk->proc);
-    mkdirs(fk->sys);
+    test_mkdirs(fk->proc);
+    test_mkdirs(fk->sys);
 }
 
 static void fake_free(fake *fk) {
@@ -89,10 +60,10 @@ static void fake_free(fake *fk) {
 
 /* A cgroup v2 process in /app.slice/svc with the given limits (NULL: absent). */
 static void fake_cg2(fake *fk, const char *max, const char *high, const char *current) {
-    fake_write(fk->proc, "self/cgroup", "0::/app.slice/svc\n");
-    if (max) fake_write(fk->sys, "fs/cgroup/app.slice/svc/memory.max", max);
-    if (high) fake_write(fk->sys, "fs/cgroup/app.slice/svc/memory.high", high);
-    if (current) fake_write(fk->sys, "fs/cgroup/app.slice/svc/memory.current", current);
+    test_write_file(fk->proc, "self/cgroup", "0::/app.slice/svc\n");
+    if (max) test_write_file(fk->sys, "fs/cgroup/app.slice/svc/memory.max", max);
+    if (high) test_write_file(fk->sys, "fs/cgroup/app.slice/svc/memory.high", high);
+    if (current) test_write_file(fk->sys, "fs/cgroup/app.slice/svc/memory.current", current);
 }
 
 static orion_device_profile read_profile(const fake *fk, const char *config) {
@@ -190,7 +161,7 @@ static void test_cgroup_v2_high_and_parent(void **state) {
     assert_int_equal(p.budget, 3 * GIB);
     assert_string_equal(p.tier.name, "medium");
     /* a parent's smaller limit binds the child */
-    fake_write(fk.sys, "fs/cgroup/app.slice/memory.max", "1610612736\n");
+    test_write_file(fk.sys, "fs/cgroup/app.slice/memory.max", "1610612736\n");
     p = read_profile(&fk, NULL);
     assert_int_equal(p.cg_max, 1536 * MIB);
     assert_int_equal(p.budget, 1536 * MIB);
@@ -204,9 +175,9 @@ static void test_cgroup_v2_namespaced_root(void **state) {
     fake_init(&fk);
     fake_meminfo(&fk, 64 * GIB, 60 * GIB);
     /* inside a container: "0::/" and the limits at the mount's root */
-    fake_write(fk.proc, "self/cgroup", "0::/\n");
-    fake_write(fk.sys, "fs/cgroup/memory.max", "536870912\n");
-    fake_write(fk.sys, "fs/cgroup/memory.current", "0\n");
+    test_write_file(fk.proc, "self/cgroup", "0::/\n");
+    test_write_file(fk.sys, "fs/cgroup/memory.max", "536870912\n");
+    test_write_file(fk.sys, "fs/cgroup/memory.current", "0\n");
     orion_device_profile p = read_profile(&fk, NULL);
     assert_int_equal(p.cgroup_version, 2);
     assert_string_equal(p.cgroup_dir, "fs/cgroup");
@@ -220,9 +191,9 @@ static void test_cgroup_v1(void **state) {
     fake_init(&fk);
     fake_meminfo(&fk, 16 * GIB, 10 * GIB);
     /* a hybrid host: the v2 line names no memory controller, v1 has it */
-    fake_write(fk.proc, "self/cgroup", "12:pids:/docker/abc\n4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n0::/\n");
-    fake_write(fk.sys, "fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "3221225472\n");
-    fake_write(fk.sys, "fs/cgroup/memory/docker/abc/memory.usage_in_bytes", "1073741824\n");
+    test_write_file(fk.proc, "self/cgroup", "12:pids:/docker/abc\n4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n0::/\n");
+    test_write_file(fk.sys, "fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "3221225472\n");
+    test_write_file(fk.sys, "fs/cgroup/memory/docker/abc/memory.usage_in_bytes", "1073741824\n");
     orion_device_profile p = read_profile(&fk, NULL);
     assert_int_equal(p.cgroup_version, 1);
     assert_string_equal(p.cgroup_dir, "fs/cgroup/memory/docker/abc");
@@ -232,7 +203,7 @@ static void test_cgroup_v1(void **state) {
     assert_int_equal(p.available, 2 * GIB);
     assert_string_equal(p.tier.name, "medium");
     /* v1's "unlimited" is a huge page-aligned number */
-    fake_write(fk.sys, "fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n");
+    test_write_file(fk.sys, "fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n");
     p = read_profile(&fk, NULL);
     assert_true(p.cg_max == ORION_NO_LIMIT);
     assert_int_equal(p.budget, 16 * GIB);
@@ -256,16 +227,16 @@ static void test_missing_files(void **state) {
     assert_int_equal(orion_profile_read(&pp, &p), ORION_ERR_NOT_FOUND);
     assert_non_null(strstr(orion_last_error(), "meminfo"));
     /* meminfo without MemAvailable (old kernels): MemFree + Cached + Buffers */
-    fake_write(fk.proc, "meminfo", "MemTotal: 4194304 kB\nMemFree: 1024 kB\nBuffers: 1024 kB\nCached: 2048 kB\n");
+    test_write_file(fk.proc, "meminfo", "MemTotal: 4194304 kB\nMemFree: 1024 kB\nBuffers: 1024 kB\nCached: 2048 kB\n");
     /* a cgroup file naming a directory that does not exist, and one without limits */
-    fake_write(fk.proc, "self/cgroup", "0::/gone.slice\n");
+    test_write_file(fk.proc, "self/cgroup", "0::/gone.slice\n");
     p = read_profile(&fk, NULL);
     assert_int_equal(p.mem_available, 4096 * 1024);
     assert_int_equal(p.cgroup_version, 0);
     assert_int_equal(p.budget, 4 * GIB);
     fake_cg2(&fk, NULL, NULL, "12345\n");  /* memory.current only */
-    fake_write(fk.proc, "self/cgroup", "0::/app.slice/svc\n");
-    fake_write(fk.sys, "fs/cgroup/app.slice/svc/memory.max", "garbage\n");
+    test_write_file(fk.proc, "self/cgroup", "0::/app.slice/svc\n");
+    test_write_file(fk.sys, "fs/cgroup/app.slice/svc/memory.max", "garbage\n");
     p = read_profile(&fk, NULL);
     assert_int_equal(p.cgroup_version, 2);
     assert_true(p.cg_max == ORION_NO_LIMIT);
@@ -282,7 +253,7 @@ static void test_config(void **state) {
     fake_meminfo(&fk, 16 * GIB, 12 * GIB);
     char cfg[400];
     snprintf(cfg, sizeof cfg, "%s/config.json", fk.root);
-    fake_write(fk.root, "config.json",
+    test_write_file(fk.root, "config.json",
                "{\"budget\": \"3GiB\", \"level\": \"q8_0\", \"max_models\": 4, \"idle_unload\": \"90s\",\n"
                " \"models\": {\"m\": {\"level\": \"f16\", \"keep_alive\": \"10m\", \"n_ctx\": 128}}}");
     orion_device_profile p = read_profile(&fk, cfg);
@@ -292,7 +263,7 @@ static void test_config(void **state) {
     assert_int_equal(p.tier.max_models, 4);
     assert_true(p.tier.idle_unload_s == 90.0);
     /* budget only: the tier of that budget */
-    fake_write(fk.root, "config.json", "{\"budget\": 1073741824, \"idle_unload\": -1}");
+    test_write_file(fk.root, "config.json", "{\"budget\": 1073741824, \"idle_unload\": -1}");
     p = read_profile(&fk, cfg);
     assert_string_equal(p.tier.name, "small");
     assert_true(p.tier.idle_unload_s < 0);
@@ -300,7 +271,7 @@ static void test_config(void **state) {
     const char *bad[] = {"{\"level\": \"q3\"}", "{\"max_models\": 0}", "{\"budget\": \"lots\"}",
                          "{\"models\": {\"m\": {\"keep_alive\": \"5 parsecs\"}}}", "[1, 2]", "{\"budget\": "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        fake_write(fk.root, "config.json", bad[i]);
+        test_write_file(fk.root, "config.json", bad[i]);
         orion_profile_params pp = orion_profile_default_params();
         pp.proc_root = fk.proc;
         pp.sys_root = fk.sys;
@@ -368,7 +339,7 @@ static void test_pressure_transitions(void **state) {
     fake_cg2(&fk, "max\n", "max\n", "0\n");
     fake_psi(fk.proc, "pressure/memory", 0, 0);
     fake_psi(fk.sys, "fs/cgroup/app.slice/svc/memory.pressure", 0, 0);
-    fake_write(fk.sys, "fs/cgroup/app.slice/svc/memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
+    test_write_file(fk.sys, "fs/cgroup/app.slice/svc/memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
     orion_pressure_params pp = orion_pressure_default_params();
     pp.proc_root = fk.proc;
     pp.sys_root = fk.sys;
@@ -411,12 +382,12 @@ static void test_pressure_transitions(void **state) {
     fake_meminfo(&fk, 8 * GIB, 6 * GIB);
     assert_int_equal(poll_level(mon), ORION_PRESSURE_LOW);
     /* memory.events increases: one reading each */
-    fake_write(fk.sys, "fs/cgroup/app.slice/svc/memory.events", "low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\n");
+    test_write_file(fk.sys, "fs/cgroup/app.slice/svc/memory.events", "low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\n");
     assert_int_equal(poll_level(mon), ORION_PRESSURE_MEDIUM);
     assert_int_equal(poll_level(mon), ORION_PRESSURE_LOW);
-    fake_write(fk.sys, "fs/cgroup/app.slice/svc/memory.events", "low 0\nhigh 3\nmax 2\noom 0\noom_kill 0\n");
+    test_write_file(fk.sys, "fs/cgroup/app.slice/svc/memory.events", "low 0\nhigh 3\nmax 2\noom 0\noom_kill 0\n");
     assert_int_equal(poll_level(mon), ORION_PRESSURE_HIGH);
-    fake_write(fk.sys, "fs/cgroup/app.slice/svc/memory.events", "low 0\nhigh 3\nmax 2\noom 1\noom_kill 1\n");
+    test_write_file(fk.sys, "fs/cgroup/app.slice/svc/memory.events", "low 0\nhigh 3\nmax 2\noom 1\noom_kill 1\n");
     orion_pressure_monitor_poll(mon, &s);
     assert_int_equal(s.level, ORION_PRESSURE_CRITICAL);
     assert_int_equal(s.ev_oom, 2);
@@ -433,12 +404,12 @@ static void test_pressure_transitions(void **state) {
         assert_int_equal(r.prevs[i], i ? expect[i - 1] : ORION_PRESSURE_LOW);
     }
     /* cgroup limit: room under memory.max counts as available */
-    fake_write(fk.sys, "fs/cgroup/app.slice/svc/memory.max", "4294967296\n");
-    fake_write(fk.sys, "fs/cgroup/app.slice/svc/memory.current", "4187593113\n"); /* 100 MiB left of a 8 GiB budget */
+    test_write_file(fk.sys, "fs/cgroup/app.slice/svc/memory.max", "4294967296\n");
+    test_write_file(fk.sys, "fs/cgroup/app.slice/svc/memory.current", "4187593113\n"); /* 100 MiB left of a 8 GiB budget */
     assert_int_equal(poll_level(mon), ORION_PRESSURE_CRITICAL);
     orion_pressure_monitor_unsubscribe(mon, id);
     int before = r.n;
-    fake_write(fk.sys, "fs/cgroup/app.slice/svc/memory.current", "0\n");
+    test_write_file(fk.sys, "fs/cgroup/app.slice/svc/memory.current", "0\n");
     assert_int_equal(poll_level(mon), ORION_PRESSURE_LOW);
     assert_int_equal(r.n, before);
     orion_pressure_monitor_free(mon);

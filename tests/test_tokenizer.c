@@ -137,19 +137,7 @@ static int teardown(void **state) {
     for (uint32_t i = 0; texts && i < n_texts; i++) free((void *)texts[i].ids);
     free(texts);
     free(corpus_buf);
-    if (!work_dir[0]) return 0;
-    DIR *d = opendir(work_dir);
-    if (d) {
-        struct dirent *e;
-        char path[1024];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(path, sizeof path, "%s/%s", work_dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(work_dir);
+    if (work_dir[0]) test_remove_flat_dir(work_dir);
     return 0;
 }
 

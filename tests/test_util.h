@@ -13,7 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +101,54 @@ static inline bool test_run_ref_script(const char *script, const char *args, con
     }
     fprintf(stderr, "no python3 with %s to run tests/ref/%s: run scripts/setup.sh\n", needs, script);
     return false;
+}
+
+/* ---- files for fake trees and scratch directories ---- */
+
+/* mkdir -p */
+static inline void test_mkdirs(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(tmp, 0755);
+}
+
+/* Writes BASE/REL (creating its directories) through a temporary file and
+ * rename, so a reader polling it never sees half a file. */
+static inline void test_write_file(const char *base, const char *rel, const char *text) {
+    char path[1024], dir[1024], tmp[1100];
+    snprintf(path, sizeof path, "%s/%s", base, rel);
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = '\0';
+    test_mkdirs(dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* Removes a directory of plain files (no subdirectories). */
+static inline void test_remove_flat_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[1024];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
 }
 
 #endif /* ORION_TEST_UTIL_H */
