@@ -736,16 +736,26 @@ orion_status orion_cache_load(orion_cache *cache, const char *path, size_t *n_lo
 /* ---- model server ---- */
 
 /* The shared model service (`orion serve`): HTTP/1.1 on a loopback port
- * and/or a Unix socket, OpenAI- and Ollama-compatible embedding endpoints,
- * dynamic batching per model, the embedding cache, Prometheus metrics.
- * docs/service.md lists the endpoints, limits and error bodies. A server
- * runs on its own threads; start/stop/free from one thread. */
+ * and/or a Unix socket, OpenAI- and Ollama-compatible embedding and
+ * generation endpoints, dynamic batching per model, the embedding cache,
+ * Prometheus metrics, the model manager's events as server-sent events.
+ * Models are held through a model manager (orion_manager_*): a request
+ * pins its model with a lease, loading it on first use, and the manager
+ * unloads idle models (keep_alive, the tier's idle delay, LRU, memory
+ * pressure). docs/service.md lists the endpoints, limits and error bodies.
+ * A server runs on its own threads; start/stop/free from one thread. */
 typedef struct orion_server orion_server;
 
 typedef struct orion_server_model {
     const char *id;    /* the name clients use ("use-lite", "minilm") */
-    const char *path;  /* a GGUF sentence encoder */
+    const char *path;  /* a GGUF file: a sentence encoder ("bert", "use-lite") or a decoder
+                          ("llama", "mistral"), registered with the manager at the level of
+                          its weights' type; or "hash:DIM[:DELAY_US]", the built-in test
+                          model, which the server holds itself (outside the manager) */
 } orion_server_model;
+
+/* cache_bytes / cache_entries: size the cache from the manager's tier. */
+#define ORION_CACHE_AUTO ((size_t)-1)
 
 typedef struct orion_server_params {
     const char *host;          /* default "127.0.0.1"; NULL or "" with port < 0: no TCP */
@@ -753,13 +763,21 @@ typedef struct orion_server_params {
     const char *socket_path;   /* Unix socket to listen on too (NULL: none) */
     int         socket_mode;   /* default 0600 */
     const char *api_key;       /* bearer token required on every endpoint but /healthz (NULL: none) */
-    const orion_server_model *models;  /* the models served; models[0] is the default */
+    const orion_server_model *models;  /* models served besides the registry's; models[0] is the default */
     int         n_models;
     bool        load_eagerly;  /* load every model at start (default true) */
+    /* the model manager */
+    const char *registry_path; /* a manager registry (orion_manager_load_registry): its models are served
+                                  too, after `models` (NULL: none) */
+    const char *config_path;   /* manager config: budget, level, idle unload, thresholds (NULL: none) */
+    struct orion_manager *manager; /* a manager to use (borrowed: it must outlive the server; the server
+                                  registers `models` in it and subscribes to it; config_path must then be
+                                  NULL). NULL: the server makes its own. */
     /* limits */
     size_t      max_body;      /* bytes of a request body (default 4 MiB): 413 beyond */
     int         max_inputs;    /* inputs per request (default 2048): 400 beyond */
-    int         max_tokens;    /* tokens per input (default 0: the model's own) */
+    int         max_tokens;    /* tokens per input (default 0: the model's own; the server's own manager
+                                  loads encoders with it, a lent manager with its embed_max_tokens) */
     bool        truncate;      /* longer inputs: truncate (default true) or 400 */
     int         max_queue;     /* queued inputs per model before 503 (default 8192) */
     int         max_connections; /* default 256 */
@@ -767,26 +785,31 @@ typedef struct orion_server_params {
     bool        batching;      /* default true; false: one request per forward pass */
     int         batch_tokens;  /* token budget of one gathered pass (default 8192) */
     int         batch_wait_us; /* how long the first request waits for company (default 2000) */
-    int         n_threads;     /* threads of each model's forward pass (0 = all CPUs; generation: 1) */
+    int         n_threads;     /* threads of each model's forward pass (0 = all CPUs; the server's own
+                                  manager loads models with it; extra generation slots: 1 when 0) */
     /* generation models (llama, mistral GGUF files) */
     int         gen_slots;     /* sequences generated at once, each with its own KV cache (default 2) */
     int         gen_ctx;       /* KV positions per sequence (0 = the file's, capped at 4096) */
-    /* the embedding cache */
-    size_t      cache_bytes;   /* default 256 MiB; 0 disables the cache */
-    size_t      cache_entries; /* default 1M */
+    /* the embedding cache; under high memory pressure it shrinks to half, at critical to 1 MiB */
+    size_t      cache_bytes;   /* default ORION_CACHE_AUTO: min(256 MiB, budget / 32), at least 1 MiB;
+                                  0 disables the cache */
+    size_t      cache_entries; /* default ORION_CACHE_AUTO: the bytes / 256 */
     orion_cache_policy cache_policy;
     const char *cache_path;    /* snapshot read at start, written at stop (NULL: none) */
 } orion_server_params;
 
 orion_server_params orion_server_default_params(void);
-/* Loads the models (with load_eagerly), binds and starts serving. The
- * params and the strings they point to are copied. Errors: ORION_ERR_IO
- * (bind, socket), model load errors, ORION_ERR_INVALID_ARG. */
+/* Makes (or takes) the manager, registers the models, loads them (with
+ * load_eagerly), binds and starts serving. The params and the strings they
+ * point to are copied. Errors: ORION_ERR_IO (bind, socket), manager,
+ * registry and model load errors, ORION_ERR_INVALID_ARG. */
 orion_status orion_server_start(const orion_server_params *params, orion_server **out);
 /* The TCP port in use (useful with port 0), or -1 without TCP. */
 int          orion_server_port(const orion_server *server);
-/* Stops accepting, waits up to timeout_ms for in-flight requests to finish,
- * stops the threads and writes the cache snapshot. Idempotent. */
+/* Stops accepting, ends the /events streams, waits up to timeout_ms for
+ * in-flight requests to finish, stops the threads, releases the models
+ * (and frees the manager the server made) and writes the cache snapshot.
+ * Idempotent. */
 orion_status orion_server_stop(orion_server *server, int timeout_ms);
 /* Stops (if running) and frees. NULL is a no-op. */
 void         orion_server_free(orion_server *server);
@@ -1050,6 +1073,7 @@ typedef struct orion_manager_params {
     int         poll_ms;              /* monitor period (default 1000) */
     size_t      chunk_bytes;          /* prefault chunk (default 8 MiB) */
     int         n_threads;            /* threads of the loaded models (0 = all CPUs) */
+    int         embed_max_tokens;     /* embed models: truncation (orion_embed_params.max_tokens; 0 = the model's) */
 } orion_manager_params;
 
 orion_manager_params orion_manager_default_params(void);
@@ -1075,6 +1099,15 @@ const char  *orion_manager_model_id(orion_manager *mgr, int i);
 orion_status orion_manager_model_need(orion_manager *mgr, const char *id, orion_qlevel level,
                                       orion_model_need *out);
 
+/* The task a registered model was entered with. ORION_ERR_NOT_FOUND for an
+ * unknown id. Thread-safe. */
+orion_status orion_manager_model_task(orion_manager *mgr, const char *id, orion_task *out);
+
+/* Adds an event subscriber (at most 16); returns an id > 0 or a negative
+ * status. It is called without the manager's locks held, from the thread
+ * that caused the event. Unsubscribing waits for calls to it in progress
+ * on other threads, so once it returns `user` may be freed; a subscriber
+ * may unsubscribe itself from its own callback. Thread-safe. */
 int  orion_manager_subscribe(orion_manager *mgr, orion_manager_event_fn fn, void *user);
 void orion_manager_unsubscribe(orion_manager *mgr, int id);
 
@@ -1117,6 +1150,8 @@ void         orion_manager_release(orion_manager *mgr, orion_model_lease *lease)
 orion_llm      *orion_lease_llm(const orion_model_lease *lease);
 orion_embedder *orion_lease_embedder(const orion_model_lease *lease);
 orion_qlevel    orion_lease_level(const orion_model_lease *lease);
+/* The file the leased model was loaded from; valid while the lease is held. */
+const char     *orion_lease_path(const orion_model_lease *lease);
 
 /* Unloads `id` now. ORION_ERR_BUSY while acquired, ORION_ERR_NOT_FOUND when
  * not loaded. Thread-safe. */

@@ -1,6 +1,7 @@
 /*
  * test_cache.c — the embedding cache (src/service/embed_cache.c): exact keys,
- * f16 storage, bounds for every policy, W-TinyLFU's scan resistance, shrink,
+ * f16 storage, bounds for every policy, W-TinyLFU's scan resistance, shrink
+ * (by policy, and growing back: the server's reaction to memory pressure),
  * concurrent use, snapshots (and damaged ones), out-of-memory paths.
  */
 #include "test_util.h"
@@ -148,6 +149,42 @@ static void test_bounds_every_policy(void **state) {
         orion_cache_get_stats(c, &s);
         assert_true(s.bytes <= 20000);
         assert_true(s.bytes > 15000);
+        orion_cache_free(c);
+    }
+}
+
+/* What the server does under memory pressure: shrink (evicting by the
+ * policy: LRU keeps the most recent, W-TinyLFU the most used), then grow
+ * back and fill again. */
+static void test_shrink_by_policy_and_grow(void **state) {
+    (void)state;
+    for (size_t p = 0; p < 2; p++) {
+        orion_cache_policy pol = p == 0 ? ORION_CACHE_LRU : ORION_CACHE_WTINYLFU;
+        orion_cache *c = mk(pol, 0, 200);
+        for (int k = 0; k < 200; k++) put_key(c, k, 16);
+        /* keys 0..19 are the hot ones: read often, and last */
+        for (int round = 0; round < 8; round++)
+            for (int k = 0; k < 20; k++) assert_true(get_key(c, k, 16));
+        orion_cache_stats s0, s;
+        orion_cache_get_stats(c, &s0);
+        orion_cache_shrink(c, 0, 20);
+        orion_cache_get_stats(c, &s);
+        assert_true(s.entries <= 20);
+        assert_int_equal(s.max_entries, 20);
+        assert_true(s.evictions - s0.evictions >= 180);
+        int kept = 0;
+        for (int k = 0; k < 20; k++) kept += get_key(c, k, 16);
+        assert_true(kept >= 18); /* the hot keys survive the shrink */
+        /* grow back: room for 200 again */
+        orion_cache_shrink(c, 0, 200);
+        for (int round = 0; round < 4; round++)
+            for (int k = 1000; k < 1180; k++) {
+                put_key(c, k, 16);
+                get_key(c, k, 16);
+            }
+        orion_cache_get_stats(c, &s);
+        assert_int_equal(s.max_entries, 200);
+        assert_true(s.entries > 150);
         orion_cache_free(c);
     }
 }
@@ -372,7 +409,7 @@ int main(void) {
         cmocka_unit_test(test_bounds_every_policy), cmocka_unit_test(test_lru_order),
         cmocka_unit_test(test_scan_resistance), cmocka_unit_test(test_threads),
         cmocka_unit_test(test_snapshot),       cmocka_unit_test(test_out_of_memory),
-        cmocka_unit_test(test_policy_names),
+        cmocka_unit_test(test_policy_names),  cmocka_unit_test(test_shrink_by_policy_and_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

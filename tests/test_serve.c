@@ -19,7 +19,17 @@
  *  - with a real sentence encoder (ORION_SERVE_TEST_MODEL, or
  *    models/use-lite.gguf in the source tree, or else the tiny BERT of
  *    tests/fixtures/make_hf_fixtures.py converted by `orion convert`),
- *    server vectors equal orion_embed_texts in process.
+ *    server vectors equal orion_embed_texts in process;
+ *  - the model manager behind the server: lazy loads streamed on /events
+ *    (load_started, load_progress, loaded), keep_alive (0 unloads after
+ *    the request with an `unloaded`/keep_alive event, durations, -1, bad
+ *    values: 400), Ollama's load / unload requests, POST /api/unload (404,
+ *    409 while a stream holds the model, 200), reloads giving the same text
+ *    and vectors, a registry model, --config's idle delay in the real
+ *    process; the cache sized from a fake tree's budget and shrunk by
+ *    pressure read from a fake PSI file; /events clients that leave and a
+ *    stop with streams open; the event queue's drops; unsubscribing from
+ *    the manager waiting for a delivery in progress.
  */
 #include "test_util.h"
 
@@ -31,6 +41,9 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -267,19 +280,29 @@ static void test_bad_requests(void **state) {
         close(fd);
     }
     assert_int_equal(post(port, "/v1/embeddings", "{\"input\": \"still here\"}", NULL, reply, sizeof reply), 200);
-    /* unload: /api/ps empties, the next request loads the model again */
-    assert_int_equal(post(port, "/api/unload", "{\"model\": \"hash\"}", NULL, reply, sizeof reply), 200);
-    const char *ps = "GET /api/ps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    bool gone = false;
-    for (int i = 0; i < 100 && !gone; i++) {
-        raw_http(port, ps, strlen(ps), reply, sizeof reply);
-        gone = strstr(reply, "\"models\":[]") != NULL;
-        if (!gone) {
-            struct timespec ts = {0, 10000000};
+    /* unload (once the abandoned requests are done: 409 while the model is
+     * in use): /api/ps empties at once, the next request loads it again */
+    const char *mreq = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    for (int i = 0; i < 200; i++) {
+        raw_http(port, mreq, strlen(mreq), reply, sizeof reply);
+        if (strstr(reply, "orion_in_flight_requests 1\n")) break; /* this one */
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    int code = 409;
+    for (int i = 0; i < 200 && code == 409; i++) {
+        code = post(port, "/api/unload", "{\"model\": \"hash\"}", NULL, reply, sizeof reply);
+        if (code == 409) {
+            struct timespec ts = {0, 5000000};
             nanosleep(&ts, NULL);
         }
     }
-    assert_true(gone);
+    assert_int_equal(code, 200);
+    assert_non_null(strstr(reply, "{\"model\":\"hash\",\"unloaded\":true}"));
+    const char *ps = "GET /api/ps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    raw_http(port, ps, strlen(ps), reply, sizeof reply);
+    assert_non_null(strstr(reply, "\"models\":[]"));
+    assert_int_equal(post(port, "/api/unload", "{\"model\": \"hash\"}", NULL, reply, sizeof reply), 404);
     assert_int_equal(post(port, "/v1/embeddings", "{\"input\": \"back again\"}", NULL, reply, sizeof reply), 200);
     raw_http(port, ps, strlen(ps), reply, sizeof reply);
     assert_non_null(strstr(reply, "\"name\":\"hash\""));
@@ -743,7 +766,11 @@ static void test_real_model_matches_in_process(void **state) {
     snprintf(spec, sizeof spec, "enc=%s", path);
     const char *args[] = {"--model", spec};
     child ch;
-    if (!spawn_server(&ch, args, 2)) skip();
+    if (!spawn_server(&ch, args, 2)) {
+        free(want);
+        free(got);
+        skip();
+    }
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", ch.port);
     orion_client *c = NULL;
@@ -862,6 +889,682 @@ static void test_generation(void **state) {
     assert_int_equal(stop_server(&ch), 0);
 }
 
+/* ---- the model manager -------------------------------------------------------------------- */
+
+static int http_get(int port, const char *path, char *reply, size_t cap) {
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    return raw_http(port, req, (size_t)n, reply, cap);
+}
+
+static const char *body_of(const char *reply) {
+    const char *b = strstr(reply, "\r\n\r\n");
+    assert_non_null(b);
+    return b + 4;
+}
+
+/* The loaded models in GET /api/ps, as "id:level" joined by spaces. */
+static void ps_list(int port, char *out, size_t cap) {
+    static char reply[1 << 16];
+    assert_int_equal(http_get(port, "/api/ps", reply, sizeof reply), 200);
+    cJSON *j = cJSON_Parse(body_of(reply));
+    assert_non_null(j);
+    out[0] = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "models")) {
+        const cJSON *lv = cJSON_GetObjectItemCaseSensitive(m, "level");
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "%s%s:%s", l ? " " : "", cJSON_GetObjectItemCaseSensitive(m, "name")->valuestring,
+                 cJSON_IsString(lv) ? lv->valuestring : "-");
+    }
+    cJSON_Delete(j);
+}
+
+/* A field of model `id` in /api/ps (NaN when absent). */
+static double ps_field(int port, const char *id, const char *key) {
+    static char reply[1 << 16];
+    assert_int_equal(http_get(port, "/api/ps", reply, sizeof reply), 200);
+    cJSON *j = cJSON_Parse(body_of(reply));
+    double v = NAN;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "models")) {
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(m, "name")->valuestring, id) != 0) continue;
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(m, key);
+        if (cJSON_IsNumber(f)) v = f->valuedouble;
+        else if (cJSON_IsString(f) && strncmp(f->valuestring, "9999", 4) == 0) v = 1e18; /* "never" */
+    }
+    cJSON_Delete(j);
+    return v;
+}
+
+static double metric_of(int port, const char *name) {
+    static char reply[1 << 17];
+    assert_int_equal(http_get(port, "/metrics", reply, sizeof reply), 200);
+    return metric(body_of(reply), name);
+}
+
+/* A client of GET /events, reading with poll. */
+typedef struct sse {
+    int    fd;
+    char   buf[1 << 17];
+    size_t len;
+} sse;
+
+static bool sse_fill(sse *e, int ms) {
+    struct pollfd pf = {e->fd, POLLIN, 0};
+    if (poll(&pf, 1, ms) <= 0) return false;
+    ssize_t k = recv(e->fd, e->buf + e->len, sizeof e->buf - 1 - e->len, 0);
+    if (k <= 0) return false;
+    e->len += (size_t)k;
+    e->buf[e->len] = 0;
+    return true;
+}
+
+/* True once a "data:" line holds every one of the needles (NULL-ended). */
+static bool sse_has(sse *e, const char *const *needles) {
+    for (const char *line = strstr(e->buf, "data: {"); line; line = strstr(line + 1, "data: {")) {
+        const char *end = strchr(line, '\n');
+        if (!end) break;
+        bool all = true;
+        for (const char *const *n = needles; *n && all; n++) {
+            const char *at = strstr(line, *n);
+            all = at && at < end;
+        }
+        if (all) return true;
+    }
+    return false;
+}
+
+static bool sse_wait(sse *e, const char *const *needles, int ms) {
+    double until = orion__now() + ms / 1000.0;
+    while (!sse_has(e, needles)) {
+        double left = until - orion__now();
+        if (left <= 0) return false;
+        sse_fill(e, (int)(left * 1000) + 1);
+    }
+    return true;
+}
+
+static int sse_count(const sse *e, const char *needle) {
+    int n = 0;
+    for (const char *at = strstr(e->buf, needle); at; at = strstr(at + 1, needle)) n++;
+    return n;
+}
+
+static void sse_open(sse *e, int port) {
+    memset(e, 0, sizeof *e);
+    e->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(e->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *req = "GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_true(send(e->fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+    /* the stream is live once its first comment arrives */
+    double until = orion__now() + 5;
+    while (!strstr(e->buf, ": orion events") && orion__now() < until) sse_fill(e, 100);
+    assert_non_null(strstr(e->buf, "200 OK"));
+    assert_non_null(strstr(e->buf, "text/event-stream"));
+    assert_non_null(strstr(e->buf, ": orion events"));
+}
+
+static bool stories_path(char *path, size_t n) {
+    const char *shared = test_shared_dir();
+    snprintf(path, n, "%s/models/stories260K/stories260K.gguf", shared ? shared : "../shared");
+    return access(path, R_OK) == 0;
+}
+
+/* The "response" of a non-streamed /api/generate reply, or "" on error. */
+static void gen_text(int port, const char *model, const char *extra, char *out, size_t cap) {
+    static char reply[1 << 16];
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"stream\":false,"
+             "\"options\":{\"num_predict\":12,\"temperature\":0}%s}",
+             model, extra ? extra : "");
+    out[0] = 0;
+    int code = post(port, "/api/generate", body, NULL, reply, sizeof reply);
+    if (code != 200) fprintf(stderr, "%s\n", reply);
+    assert_int_equal(code, 200);
+    cJSON *j = cJSON_Parse(body_of(reply));
+    assert_non_null(j);
+    snprintf(out, cap, "%s", cJSON_GetObjectItemCaseSensitive(j, "response")->valuestring);
+    cJSON_Delete(j);
+}
+
+/* Generation models through the manager: lazy loading streams load events,
+ * keep_alive (0 unloads after the request, durations, -1, bad values),
+ * Ollama's load / unload requests, POST /api/unload (404, 409 while a
+ * stream holds the model, 200), a reload giving the same text, a registry
+ * model, and a stream client that leaves being unsubscribed. */
+static void test_manager_generation(void **state) {
+    (void)state;
+    char path[1024];
+    if (!stories_path(path, sizeof path)) {
+        print_message("%s missing: skipped\n", path);
+        skip();
+    }
+    char reg[256];
+    snprintf(reg, sizeof reg, "/tmp/orion_test_serve_%d_registry.json", (int)getpid());
+    FILE *f = fopen(reg, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"models\": [{\"id\": \"reg\", \"task\": \"generate\", \"n_ctx\": 256, \"files\": {\"f32\": \"%s\"}}]}",
+            path);
+    fclose(f);
+    orion_server_model models[1] = {{"st", path}};
+    orion_server_params p = orion_server_default_params();
+    p.models = models;
+    p.n_models = 1;
+    p.registry_path = reg;
+    p.port = 0;
+    p.load_eagerly = false;
+    orion_server *s = start_server(&p);
+    int port = orion_server_port(s);
+    static char reply[1 << 16];
+    char list[512], first[512], again[512];
+
+    sse ev;
+    sse_open(&ev, port);
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, ""); /* lazy: nothing loaded */
+    assert_int_equal(http_get(port, "/api/tags", reply, sizeof reply), 200);
+    assert_non_null(strstr(reply, "\"name\":\"st\""));
+    assert_non_null(strstr(reply, "\"name\":\"reg\""));
+    assert_true(metric_of(port, "orion_events_subscribers ") == 1);
+
+    /* first use loads the model: the stream tells it */
+    gen_text(port, "st", NULL, first, sizeof first);
+    assert_true(strlen(first) > 0);
+    const char *started[] = {"\"event\":\"load_started\"", "\"model\":\"st\"", "\"level\":\"f32\"", NULL};
+    const char *progress[] = {"\"event\":\"load_progress\"", "\"model\":\"st\"", "\"bytes_total\":1185376", NULL};
+    const char *loaded[] = {"\"event\":\"loaded\"", "\"model\":\"st\"", "\"reason\":null", NULL};
+    assert_true(sse_wait(&ev, started, 2000));
+    assert_true(sse_wait(&ev, progress, 2000));
+    assert_true(sse_wait(&ev, loaded, 2000));
+    assert_non_null(strstr(ev.buf, "event: loaded\ndata: {"));
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, "st:f32");
+    assert_true(ps_field(port, "st", "refs") == 0);
+    assert_true(metric_of(port, "orion_model_loaded{model=\"st\"} ") == 1);
+
+    /* keep_alive: a duration renews the timer, -1 keeps it, 0 unloads after the reply */
+    gen_text(port, "st", ",\"keep_alive\":\"10m\"", again, sizeof again);
+    double left = ps_field(port, "st", "expires_in");
+    assert_true(left > 590 && left <= 600);
+    gen_text(port, "st", ",\"keep_alive\":-1", again, sizeof again);
+    assert_true(ps_field(port, "st", "expires_at") == 1e18);
+    gen_text(port, "st", ",\"keep_alive\":0", again, sizeof again);
+    assert_string_equal(again, first);
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, "");
+    const char *ka_unload[] = {"\"event\":\"unloaded\"", "\"model\":\"st\"", "\"reason\":\"keep_alive\"", NULL};
+    assert_true(sse_wait(&ev, ka_unload, 2000));
+
+    /* bad keep_alive values */
+    const char *bad[] = {"\"soon\"", "true", "\"5 parsecs\"", "[1]"};
+    for (size_t i = 0; i < ORION_ARRAY_LEN(bad); i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"model\":\"st\",\"prompt\":\"x\",\"keep_alive\":%s}", bad[i]);
+        assert_int_equal(post(port, "/api/generate", body, NULL, reply, sizeof reply), 400);
+        check_error_body(reply, "invalid_request_error");
+        snprintf(body, sizeof body, "{\"model\":\"st\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"keep_alive\":%s}",
+                 bad[i]);
+        assert_int_equal(post(port, "/api/chat", body, NULL, reply, sizeof reply), 400);
+        check_error_body(reply, "invalid_request_error");
+    }
+
+    /* Ollama's load and unload requests: no prompt, keep_alive 0 to unload */
+    assert_int_equal(post(port, "/api/generate", "{\"model\":\"st\"}", NULL, reply, sizeof reply), 200);
+    assert_non_null(strstr(reply, "\"done_reason\":\"load\""));
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, "st:f32");
+    assert_int_equal(post(port, "/api/chat", "{\"model\":\"st\",\"messages\":[],\"keep_alive\":0}", NULL, reply,
+                          sizeof reply), 200);
+    assert_non_null(strstr(reply, "\"done_reason\":\"unload\""));
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, "");
+
+    /* POST /api/unload: unknown, not loaded, busy, done */
+    assert_int_equal(post(port, "/api/unload", "{\"model\":\"nope\"}", NULL, reply, sizeof reply), 404);
+    check_error_body(reply, "not_found_error");
+    assert_int_equal(post(port, "/api/unload", "{\"model\":\"st\"}", NULL, reply, sizeof reply), 404);
+    check_error_body(reply, "not_found_error");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *b = "{\"model\":\"st\",\"prompt\":\"Once\",\"options\":{\"num_predict\":100000}}";
+    char req[512];
+    int n = snprintf(req, sizeof req, "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(b), b);
+    send(fd, req, (size_t)n, MSG_NOSIGNAL);
+    char tmp[512];
+    assert_true(recv(fd, tmp, sizeof tmp, 0) > 0); /* streaming: the model is leased */
+    assert_true(ps_field(port, "st", "refs") == 1);
+    assert_int_equal(post(port, "/api/unload", "{\"model\":\"st\"}", NULL, reply, sizeof reply), 409);
+    check_error_body(reply, "conflict_error");
+    assert_int_equal(post(port, "/api/generate", "{\"model\":\"st\",\"keep_alive\":0}", NULL, reply, sizeof reply), 409);
+    close(fd); /* the server notices at its next write, frees the slot and the lease */
+    int code = 0;
+    for (int i = 0; i < 200 && code != 200; i++) {
+        code = post(port, "/api/unload", "{\"model\":\"st:latest\"}", NULL, reply, sizeof reply);
+        if (code != 200) {
+            struct timespec ts = {0, 10000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_int_equal(code, 200);
+    assert_non_null(strstr(reply, "{\"model\":\"st\",\"unloaded\":true}"));
+    const char *explicit_unload[] = {"\"event\":\"unloaded\"", "\"model\":\"st\"", "\"reason\":\"explicit\"", NULL};
+    assert_true(sse_wait(&ev, explicit_unload, 2000));
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, "");
+
+    /* reloaded on the next request: the same greedy text; three loads of st so far */
+    gen_text(port, "st", NULL, again, sizeof again);
+    assert_string_equal(again, first);
+    assert_true(sse_wait(&ev, loaded, 2000));
+    assert_int_equal(sse_count(&ev, "\"event\":\"loaded\",\"model\":\"st\""), 3);
+
+    /* the registry's model (n_ctx 256 from the registry) */
+    gen_text(port, "reg", NULL, again, sizeof again);
+    assert_string_equal(again, first);
+    ps_list(port, list, sizeof list);
+    assert_non_null(strstr(list, "reg:f32"));
+
+    /* a stream client that leaves is unsubscribed without any event coming */
+    close(ev.fd);
+    double subs = 1;
+    for (int i = 0; i < 200 && subs != 0; i++) {
+        subs = metric_of(port, "orion_events_subscribers ");
+        if (subs != 0) {
+            struct timespec ts = {0, 10000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_true(subs == 0);
+    orion_server_free(s);
+    unlink(reg);
+}
+
+/* The real `orion serve` with --config: the config's idle delay unloads
+ * the model (the manager's monitor thread runs the timer); --help names
+ * the manager's options. */
+static void test_process_config_idle(void **state) {
+    (void)state;
+    char path[1024];
+    if (!stories_path(path, sizeof path)) skip();
+    const char *bin = getenv("ORION_BIN");
+    if (!bin) skip();
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' serve --help", bin);
+    char *help = run_capture(cmd);
+    assert_non_null(help);
+    assert_non_null(strstr(help, "--registry FILE"));
+    assert_non_null(strstr(help, "--config FILE"));
+    free(help);
+    char cfg[128], spec[1100];
+    snprintf(cfg, sizeof cfg, "/tmp/orion_test_serve_%d_config.json", (int)getpid());
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs("{\"idle_unload\": \"1s\"}", f);
+    fclose(f);
+    snprintf(spec, sizeof spec, "st=%s", path);
+    const char *args[] = {"--model", spec, "--config", cfg, "--lazy"};
+    child ch;
+    if (!spawn_server(&ch, args, 5)) skip();
+    sse ev;
+    sse_open(&ev, ch.port);
+    char text[512];
+    gen_text(ch.port, "st", NULL, text, sizeof text);
+    double left = ps_field(ch.port, "st", "expires_in");
+    assert_true(isnan(left) || (left >= 0 && left <= 1.0)); /* NaN: already unloaded */
+    const char *idle[] = {"\"event\":\"unloaded\"", "\"model\":\"st\"", "\"reason\":\"idle\"", NULL};
+    assert_true(sse_wait(&ev, idle, 5000));
+    char list[128];
+    ps_list(ch.port, list, sizeof list);
+    assert_string_equal(list, "");
+    /* SIGTERM with the stream open: it ends, the server exits 0 */
+    assert_int_equal(stop_server(&ch), 0);
+    close(ev.fd);
+    unlink(cfg);
+}
+
+/* An encoder through the manager: unloaded (explicitly and by keep_alive
+ * 0), then asked again, it gives the same vectors; /api/embed without input
+ * loads and unloads it. */
+static void test_manager_embedding_reload(void **state) {
+    (void)state;
+    char path[1200];
+    if (!real_model_path(path, sizeof path)) {
+        print_message("no sentence encoder: skipped\n");
+        skip();
+    }
+    orion_server_model models[1] = {{"enc", path}};
+    orion_server_params p = orion_server_default_params();
+    p.models = models;
+    p.n_models = 1;
+    p.port = 0;
+    p.load_eagerly = false;
+    p.cache_bytes = 0; /* every request reaches the model */
+    orion_server *s = start_server(&p);
+    int port = orion_server_port(s);
+    sse ev;
+    sse_open(&ev, port);
+    static char r1[1 << 18], r2[1 << 18], r3[1 << 18];
+    char list[256];
+    const char *body = "{\"model\":\"enc\",\"input\":[\"The cat sat on the mat.\",\"A quick brown fox\"]}";
+    assert_int_equal(post(port, "/api/embed", body, NULL, r1, sizeof r1), 200);
+    ps_list(port, list, sizeof list);
+    assert_true(strncmp(list, "enc:", 4) == 0);
+    assert_int_equal(post(port, "/api/unload", "{\"model\":\"enc\"}", NULL, r2, sizeof r2), 200);
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, "");
+    /* reloaded: the same vectors; then keep_alive 0 unloads after the reply */
+    const char *body0 = "{\"model\":\"enc\",\"input\":[\"The cat sat on the mat.\",\"A quick brown fox\"],\"keep_alive\":\"0s\"}";
+    assert_int_equal(post(port, "/api/embed", body0, NULL, r2, sizeof r2), 200);
+    const char *e1 = strstr(body_of(r1), "\"embeddings\":"), *e2 = strstr(body_of(r2), "\"embeddings\":");
+    assert_non_null(e1);
+    assert_non_null(e2);
+    size_t l1 = (size_t)(strstr(e1, "]]") - e1);
+    assert_true(l1 > 100);
+    assert_memory_equal(e1, e2, l1 + 2);
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, "");
+    const char *ka[] = {"\"event\":\"unloaded\"", "\"model\":\"enc\"", "\"reason\":\"keep_alive\"", NULL};
+    assert_true(sse_wait(&ev, ka, 2000));
+    assert_int_equal(sse_count(&ev, "\"event\":\"loaded\",\"model\":\"enc\""), 2);
+    /* no input: load, then unload */
+    assert_int_equal(post(port, "/api/embed", "{\"model\":\"enc\"}", NULL, r3, sizeof r3), 200);
+    assert_non_null(strstr(r3, "\"embeddings\":[]"));
+    ps_list(port, list, sizeof list);
+    assert_true(strncmp(list, "enc:", 4) == 0);
+    assert_int_equal(post(port, "/api/embed", "{\"model\":\"enc\",\"keep_alive\":0}", NULL, r3, sizeof r3), 200);
+    assert_non_null(strstr(r3, "\"done_reason\":\"unload\""));
+    ps_list(port, list, sizeof list);
+    assert_string_equal(list, "");
+    /* /v1/embeddings still says 400 without input; a bad keep_alive is a 400 */
+    assert_int_equal(post(port, "/v1/embeddings", "{\"model\":\"enc\"}", NULL, r3, sizeof r3), 400);
+    assert_int_equal(post(port, "/api/embed", "{\"model\":\"enc\",\"input\":\"x\",\"keep_alive\":\"later\"}", NULL, r3,
+                          sizeof r3), 400);
+    check_error_body(r3, "invalid_request_error");
+    close(ev.fd);
+    orion_server_free(s);
+}
+
+/* ---- a manager on a fake /proc, /sys tree ---- */
+
+static void mkdirs(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *q = tmp + 1; *q; q++) {
+        if (*q == '/') {
+            *q = '\0';
+            mkdir(tmp, 0755);
+            *q = '/';
+        }
+    }
+    mkdir(tmp, 0755);
+}
+
+static void write_text(const char *dir, const char *rel, const char *text) {
+    char path[1024], tmp[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    char d[1024];
+    snprintf(d, sizeof d, "%s", path);
+    *strrchr(d, '/') = '\0';
+    mkdirs(d);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static void set_psi(const char *root, double some, double full) {
+    char t[256];
+    snprintf(t, sizeof t, "some avg10=%.2f avg60=0 avg300=0 total=0\nfull avg10=%.2f avg60=0 avg300=0 total=0\n", some,
+             full);
+    write_text(root, "proc/pressure/memory", t);
+}
+
+/* A manager whose machine has 4 GiB, no monitor thread: pressure changes
+ * when the test rewrites the PSI file and calls orion_manager_check_pressure. */
+static orion_manager *fake_manager(char *root, size_t n) {
+    snprintf(root, n, "/tmp/orion_test_serve_XXXXXX");
+    assert_non_null(mkdtemp(root));
+    write_text(root, "proc/meminfo", "MemTotal: 4194304 kB\nMemAvailable: 3774873 kB\n");
+    set_psi(root, 0, 0);
+    char proc[300], sys[300];
+    snprintf(proc, sizeof proc, "%s/proc", root);
+    snprintf(sys, sizeof sys, "%s/sys", root);
+    mkdirs(sys);
+    orion_manager_params mp = orion_manager_default_params();
+    mp.profile.proc_root = proc;
+    mp.profile.sys_root = sys;
+    mp.monitor = false;
+    orion_manager *mgr = NULL;
+    assert_int_equal(orion_manager_init(&mp, &mgr), ORION_OK);
+    return mgr;
+}
+
+static void rm_tree(const char *root) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The cache is sized from the manager's tier, halves at high pressure,
+ * drops to its floor at critical (evicting), and grows back when the
+ * pressure eases; /metrics and /events tell. The server runs on a manager
+ * the test lends it, and leaves it usable. */
+static void test_pressure_shrinks_cache(void **state) {
+    (void)state;
+    char root[128];
+    orion_manager *mgr = fake_manager(root, sizeof root);
+    orion_server_model models[1];
+    orion_server_params p = hash_params(models, "hash:16");
+    p.manager = mgr;
+    p.config_path = "x.json";
+    orion_server *bad = NULL;
+    assert_int_equal(orion_server_start(&p, &bad), ORION_ERR_INVALID_ARG); /* a config is for its own manager */
+    p.config_path = NULL;
+    orion_server *s = start_server(&p);
+    int port = orion_server_port(s);
+    /* 4 GiB: 4 GiB / 32 = 128 MiB, entries bytes / 256 */
+    assert_true(metric_of(port, "orion_cache_max_bytes ") == 128.0 * 1048576);
+    assert_true(metric_of(port, "orion_cache_max_entries ") == 128.0 * 1048576 / 256);
+    assert_true(metric_of(port, "orion_memory_budget_bytes ") == 4096.0 * 1048576);
+    assert_true(metric_of(port, "orion_memory_pressure_level ") == 0);
+    sse ev;
+    sse_open(&ev, port);
+    /* 1500 entries */
+    size_t cap = 1500 * 24 + 64;
+    char *body = malloc(cap);
+    size_t o = (size_t)snprintf(body, cap, "{\"input\":[");
+    for (int i = 0; i < 1500; i++) o += (size_t)snprintf(body + o, cap - o, "%s\"text %d\"", i ? "," : "", i);
+    snprintf(body + o, cap - o, "]}");
+    static char reply[1 << 20];
+    assert_int_equal(post(port, "/v1/embeddings", body, NULL, reply, sizeof reply), 200);
+    assert_true(metric_of(port, "orion_cache_entries ") == 1500);
+
+    set_psi(root, 40, 0); /* high */
+    assert_int_equal(orion_manager_check_pressure(mgr), ORION_PRESSURE_HIGH);
+    assert_true(metric_of(port, "orion_memory_pressure_level ") == 2);
+    assert_true(metric_of(port, "orion_cache_max_bytes ") == 64.0 * 1048576);
+    assert_true(metric_of(port, "orion_cache_shrinks_total ") == 1);
+    assert_true(metric_of(port, "orion_cache_entries ") == 1500);
+    const char *high[] = {"\"event\":\"pressure\"", "\"model\":null", "\"pressure\":\"high\"", "\"previous\":\"low\"", NULL};
+    assert_true(sse_wait(&ev, high, 2000));
+
+    set_psi(root, 40, 25); /* critical */
+    assert_int_equal(orion_manager_check_pressure(mgr), ORION_PRESSURE_CRITICAL);
+    assert_true(metric_of(port, "orion_cache_max_bytes ") == 1048576);
+    assert_true(metric_of(port, "orion_cache_max_entries ") == 1024);
+    assert_true(metric_of(port, "orion_cache_entries ") <= 1024);
+    assert_true(metric_of(port, "orion_cache_evictions_total ") >= 1500 - 1024);
+    assert_true(metric_of(port, "orion_cache_shrinks_total ") == 2);
+    /* still serving (from the cache and the model) */
+    assert_int_equal(post(port, "/v1/embeddings", "{\"input\":[\"text 1499\",\"new one\"]}", NULL, reply, sizeof reply), 200);
+
+    set_psi(root, 0, 0); /* low again: the bounds come back */
+    assert_int_equal(orion_manager_check_pressure(mgr), ORION_PRESSURE_LOW);
+    assert_true(metric_of(port, "orion_cache_max_bytes ") == 128.0 * 1048576);
+    assert_true(metric_of(port, "orion_cache_shrinks_total ") == 2);
+    const char *low[] = {"\"event\":\"pressure\"", "\"pressure\":\"low\"", "\"previous\":\"critical\"", NULL};
+    assert_true(sse_wait(&ev, low, 2000));
+    free(body);
+    close(ev.fd);
+    orion_server_free(s);
+    /* the server is gone and unsubscribed: the manager goes on alone */
+    set_psi(root, 40, 0);
+    assert_int_equal(orion_manager_check_pressure(mgr), ORION_PRESSURE_HIGH);
+    orion_manager_free(mgr);
+    rm_tree(root);
+}
+
+/* stop returns promptly with /events streams open: they end. */
+static void test_stop_with_open_events(void **state) {
+    (void)state;
+    orion_server_model models[1];
+    orion_server_params p = hash_params(models, "hash:16");
+    orion_server *s = start_server(&p);
+    int port = orion_server_port(s);
+    sse a, b;
+    sse_open(&a, port);
+    sse_open(&b, port);
+    assert_true(metric_of(port, "orion_events_subscribers ") == 2);
+    double t0 = orion__now();
+    assert_int_equal(orion_server_stop(s, 5000), ORION_OK);
+    double took = orion__now() - t0;
+    print_message("stop with two open /events streams: %.3f s\n", took);
+    assert_true(took < 1.0);
+    /* each stream was ended: the last chunk, then the connection closes */
+    while (sse_fill(&a, 1000)) {}
+    assert_non_null(strstr(a.buf, "\r\n0\r\n\r\n"));
+    close(a.fd);
+    close(b.fd);
+    orion_server_free(s);
+}
+
+/* The hub on its own: a full queue drops its oldest messages and says so. */
+static void test_events_queue(void **state) {
+    (void)state;
+    orion__events *h = NULL;
+    assert_int_equal(orion__events_init(0, &h), ORION_OK);
+    orion__event_stream *st = NULL;
+    assert_int_equal(orion__events_subscribe(h, 4, &st), ORION_OK);
+    char *msg = NULL;
+    assert_int_equal(orion__events_next(st, 10, &msg), 0); /* nothing yet */
+    for (int i = 0; i < 10; i++) {
+        orion_manager_event e;
+        memset(&e, 0, sizeof e);
+        e.type = i % 2 ? ORION_EVENT_LOAD_PROGRESS : ORION_EVENT_UNLOADED;
+        e.model = "m\"x";
+        e.bytes = (uint64_t)i;
+        e.reason = ORION_UNLOAD_IDLE;
+        orion__events_publish(h, &e);
+    }
+    assert_int_equal(orion__events_next(st, 10, &msg), 1);
+    assert_string_equal(msg, "event: dropped\ndata: {\"event\":\"dropped\",\"dropped\":6}\n\n");
+    orion__free(msg);
+    for (int i = 6; i < 10; i++) {
+        assert_int_equal(orion__events_next(st, 10, &msg), 1);
+        char want[64];
+        snprintf(want, sizeof want, "\"bytes\":%d,", i);
+        assert_non_null(strstr(msg, want));
+        assert_non_null(strstr(msg, "\"model\":\"m\\\"x\""));
+        if (i % 2 == 0) assert_non_null(strstr(msg, "\"reason\":\"idle\""));
+        else assert_non_null(strstr(msg, "\"reason\":null"));
+        cJSON *j = cJSON_Parse(strstr(msg, "data: ") + 6);
+        assert_non_null(j);
+        cJSON_Delete(j);
+        orion__free(msg);
+    }
+    int n = 0;
+    uint64_t published = 0, dropped = 0;
+    orion__events_stats(h, &n, &published, &dropped);
+    assert_int_equal(n, 1);
+    assert_int_equal(published, 10);
+    assert_int_equal(dropped, 6);
+    orion__events_close(h);
+    assert_int_equal(orion__events_next(st, 1000, &msg), -1);
+    orion__event_stream *late = NULL;
+    assert_int_equal(orion__events_subscribe(h, 0, &late), ORION_ERR_BUSY);
+    orion__events_unsubscribe(st);
+    orion__events_free(h);
+}
+
+/* What the server relies on: orion_manager_unsubscribe waits for a call to
+ * the subscriber in progress on another thread, and a subscriber may
+ * unsubscribe itself from its callback. */
+typedef struct slow_sub {
+    orion_manager *mgr;
+    atomic_int     entered, finished;
+    int            self_id;
+} slow_sub;
+
+static void slow_cb(const orion_manager_event *e, void *user) {
+    slow_sub *x = user;
+    if (e->type != ORION_EVENT_PRESSURE) return;
+    atomic_fetch_add(&x->entered, 1);
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL);
+    if (x->self_id) orion_manager_unsubscribe(x->mgr, x->self_id);
+    atomic_fetch_add(&x->finished, 1);
+}
+
+typedef struct poke_arg {
+    orion_manager *mgr;
+    const char    *root;
+} poke_arg;
+
+static void *poke_main(void *arg) {
+    poke_arg *a = arg;
+    orion_manager_check_pressure(a->mgr);
+    return NULL;
+}
+
+static void test_manager_unsubscribe_waits(void **state) {
+    (void)state;
+    char root[128];
+    orion_manager *mgr = fake_manager(root, sizeof root);
+    slow_sub x;
+    memset(&x, 0, sizeof x);
+    x.mgr = mgr;
+    int id = orion_manager_subscribe(mgr, slow_cb, &x);
+    assert_true(id > 0);
+    set_psi(root, 40, 0);
+    poke_arg a = {mgr, root};
+    pthread_t th;
+    pthread_create(&th, NULL, poke_main, &a);
+    while (!atomic_load(&x.entered)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    orion_manager_unsubscribe(mgr, id); /* returns only after the call is done */
+    assert_int_equal(atomic_load(&x.finished), 1);
+    pthread_join(th, NULL);
+    /* a subscriber that unsubscribes itself does not wait for itself */
+    slow_sub y;
+    memset(&y, 0, sizeof y);
+    y.mgr = mgr;
+    y.self_id = orion_manager_subscribe(mgr, slow_cb, &y);
+    assert_true(y.self_id > 0);
+    set_psi(root, 0, 0);
+    assert_int_equal(orion_manager_check_pressure(mgr), ORION_PRESSURE_LOW);
+    assert_int_equal(atomic_load(&y.finished), 1);
+    set_psi(root, 40, 0);
+    orion_manager_check_pressure(mgr);
+    assert_int_equal(atomic_load(&y.entered), 1); /* gone */
+    orion_manager_free(mgr);
+    rm_tree(root);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
@@ -873,6 +1576,13 @@ int main(void) {
         cmocka_unit_test(test_process_drain),
         cmocka_unit_test(test_real_model_matches_in_process),
         cmocka_unit_test(test_generation),
+        cmocka_unit_test(test_manager_generation),
+        cmocka_unit_test(test_process_config_idle),
+        cmocka_unit_test(test_manager_embedding_reload),
+        cmocka_unit_test(test_pressure_shrinks_cache),
+        cmocka_unit_test(test_stop_with_open_events),
+        cmocka_unit_test(test_events_queue),
+        cmocka_unit_test(test_manager_unsubscribe_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

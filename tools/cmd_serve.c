@@ -16,14 +16,22 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: orion serve [--host 127.0.0.1] [--port 11435] [--socket PATH] [--model ID=PATH ...]\n"
-            "                   [--api-key KEY] [--threads N] [--lazy] [-v]\n"
+            "                   [--registry FILE] [--config FILE] [--api-key KEY] [--threads N] [--lazy] [-v]\n"
+            "  models:   held by the model manager, which loads them on first use (or at start without\n"
+            "            --lazy) and unloads idle ones (Ollama keep_alive, the tier's idle delay, LRU,\n"
+            "            memory pressure). --model ID=PATH: a GGUF file (encoder or decoder);\n"
+            "            --registry FILE: a JSON registry of models with a file per level (docs/manager.md);\n"
+            "            --config FILE: the manager's config (budget, level, idle unload, thresholds).\n"
+            "  generation: [--gen-slots N (2)] [--gen-ctx N]\n"
             "  limits:   [--max-body BYTES] [--max-inputs N] [--max-tokens N] [--no-truncate] [--max-queue N]\n"
             "  batching: [--no-batching] [--batch-tokens N] [--batch-wait-us US]\n"
-            "  cache:    [--cache-mb N (0: off)] [--cache-entries N] [--cache-policy wtinylfu|lru|score]\n"
+            "  cache:    [--cache-mb N (0: off; default min(256, budget/32 MiB))] [--cache-entries N]\n"
+            "            [--cache-policy wtinylfu|lru|score]\n"
             "            [--cache-file PATH (zstd snapshot read at start, written at exit)]\n"
+            "  GET /events streams the manager's events (loads, progress, unloads, pressure) as SSE.\n"
             "  --port 0 picks a free port; the address is printed on stdout as 'listening on ...'.\n"
-            "  --host '' serves on the socket only. Default model: use-lite=models/use-lite.gguf.\n"
-            "  A model path hash:DIM[:DELAY_US] is the built-in test model.\n");
+            "  --host '' serves on the socket only. Default model (no --model, no --registry):\n"
+            "  use-lite=models/use-lite.gguf. A model path hash:DIM[:DELAY_US] is the built-in test model.\n");
 }
 
 #define MAX_MODELS 16
@@ -51,6 +59,10 @@ int orion_cli_serve(int argc, char **argv) {
         else if (strcmp(a, "--api-key") == 0) { NEED_VALUE; p.api_key = v; }
         else if (strcmp(a, "--threads") == 0) { NEED_VALUE; p.n_threads = atoi(v); }
         else if (strcmp(a, "--lazy") == 0) p.load_eagerly = false;
+        else if (strcmp(a, "--registry") == 0) { NEED_VALUE; p.registry_path = v; }
+        else if (strcmp(a, "--config") == 0) { NEED_VALUE; p.config_path = v; }
+        else if (strcmp(a, "--gen-slots") == 0) { NEED_VALUE; p.gen_slots = atoi(v); }
+        else if (strcmp(a, "--gen-ctx") == 0) { NEED_VALUE; p.gen_ctx = atoi(v); }
         else if (strcmp(a, "--max-body") == 0) { NEED_VALUE; p.max_body = strtoull(v, NULL, 10); }
         else if (strcmp(a, "--max-inputs") == 0) { NEED_VALUE; p.max_inputs = atoi(v); }
         else if (strcmp(a, "--max-tokens") == 0) { NEED_VALUE; p.max_tokens = atoi(v); }
@@ -92,7 +104,7 @@ int orion_cli_serve(int argc, char **argv) {
         }
 #undef NEED_VALUE
     }
-    if (n_models == 0) {
+    if (n_models == 0 && !p.registry_path) {
         models[0].id = "use-lite";
         models[0].path = "models/use-lite.gguf";
         specs[0] = NULL;

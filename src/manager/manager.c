@@ -113,10 +113,21 @@ struct orion_model_lease {
 };
 
 typedef struct msub {
-    int                    id;
+    int                    id;    /* 0: free (once busy is 0 too) */
     orion_manager_event_fn fn;
     void                  *user;
+    int                    busy;  /* deliveries to it in progress */
 } msub;
+
+/* The deliveries running on this thread (innermost first), so that a
+ * subscriber that unsubscribes itself from its callback does not wait for
+ * its own call to return. */
+typedef struct delivery {
+    const orion_manager *mgr;
+    int                  id;
+    struct delivery     *outer;
+} delivery;
+static _Thread_local delivery *tl_delivery;
 
 struct orion_manager {
     orion_manager_params p;
@@ -131,6 +142,7 @@ struct orion_manager {
     int             n_models, cap_models;
 
     pthread_mutex_t sub_lock;
+    pthread_cond_t  sub_cond;   /* a delivery finished */
     msub            subs[MAX_SUBS];
     int             next_sub;
 };
@@ -146,13 +158,24 @@ static double mgr_now(orion_manager *mgr) {
     return mgr->p.clock ? mgr->p.clock(mgr->p.clock_user) : orion__now();
 }
 
+/* Calls every subscriber without the lock held. Each call is counted in
+ * its slot's `busy`, so orion_manager_unsubscribe can wait for the calls in
+ * progress: after it returns, the subscriber's `user` may be freed. */
 static void emit(orion_manager *mgr, const orion_manager_event *ev) {
-    msub subs[MAX_SUBS];
-    pthread_mutex_lock(&mgr->sub_lock);
-    memcpy(subs, mgr->subs, sizeof subs);
-    pthread_mutex_unlock(&mgr->sub_lock);
-    for (int i = 0; i < MAX_SUBS; i++)
-        if (subs[i].id) subs[i].fn(ev, subs[i].user);
+    for (int i = 0; i < MAX_SUBS; i++) {
+        pthread_mutex_lock(&mgr->sub_lock);
+        msub s = mgr->subs[i];
+        if (s.id) mgr->subs[i].busy++;
+        pthread_mutex_unlock(&mgr->sub_lock);
+        if (!s.id) continue;
+        delivery d = {mgr, s.id, tl_delivery};
+        tl_delivery = &d;
+        s.fn(ev, s.user);
+        tl_delivery = d.outer;
+        pthread_mutex_lock(&mgr->sub_lock);
+        if (--mgr->subs[i].busy == 0) pthread_cond_broadcast(&mgr->sub_cond);
+        pthread_mutex_unlock(&mgr->sub_lock);
+    }
 }
 
 static void evq_push(orion_manager *mgr, evq *q, orion_manager_event_type type, const mmodel *m,
@@ -183,9 +206,9 @@ int orion_manager_subscribe(orion_manager *mgr, orion_manager_event_fn fn, void 
     int id = orion__fail(ORION_ERR_LIMIT, "manager: more than %d subscribers", MAX_SUBS);
     pthread_mutex_lock(&mgr->sub_lock);
     for (int i = 0; i < MAX_SUBS; i++) {
-        if (!mgr->subs[i].id) {
+        if (!mgr->subs[i].id && !mgr->subs[i].busy) {
             id = mgr->next_sub++;
-            mgr->subs[i] = (msub){id, fn, user};
+            mgr->subs[i] = (msub){id, fn, user, 0};
             break;
         }
     }
@@ -195,9 +218,14 @@ int orion_manager_subscribe(orion_manager *mgr, orion_manager_event_fn fn, void 
 
 void orion_manager_unsubscribe(orion_manager *mgr, int id) {
     if (!mgr || id <= 0) return;
+    int own = 0; /* calls to this subscriber on this thread's stack */
+    for (const delivery *d = tl_delivery; d; d = d->outer) own += d->mgr == mgr && d->id == id;
     pthread_mutex_lock(&mgr->sub_lock);
-    for (int i = 0; i < MAX_SUBS; i++)
-        if (mgr->subs[i].id == id) mgr->subs[i].id = 0;
+    for (int i = 0; i < MAX_SUBS; i++) {
+        if (mgr->subs[i].id != id) continue;
+        mgr->subs[i].id = 0;
+        while (mgr->subs[i].busy > own) pthread_cond_wait(&mgr->sub_cond, &mgr->sub_lock);
+    }
     pthread_mutex_unlock(&mgr->sub_lock);
 }
 
@@ -430,6 +458,7 @@ orion_status orion_manager_init(const orion_manager_params *params, orion_manage
     pthread_mutex_init(&mgr->lock, NULL);
     pthread_cond_init(&mgr->cond, NULL);
     pthread_mutex_init(&mgr->sub_lock, NULL);
+    pthread_cond_init(&mgr->sub_cond, NULL);
     mgr->next_sub = 1;
 
     orion_status st = mgr__profile_read_raw(&mgr->p.profile, &mgr->profile);
@@ -496,6 +525,7 @@ void orion_manager_free(orion_manager *mgr) {
     pthread_mutex_destroy(&mgr->lock);
     pthread_cond_destroy(&mgr->cond);
     pthread_mutex_destroy(&mgr->sub_lock);
+    pthread_cond_destroy(&mgr->sub_cond);
     orion__free(mgr);
 }
 
@@ -628,6 +658,7 @@ static orion_status do_load(load_ctx *c, uint8_t **map_out, size_t *size_out, or
     } else {
         orion_embed_params epar = orion_embed_default_params();
         epar.n_threads = mgr->p.n_threads;
+        epar.max_tokens = mgr->p.embed_max_tokens;
         if ((st = orion_embed_load(c->path, &epar, emb)) != ORION_OK) goto fail;
         *kv = 0;
     }
@@ -832,6 +863,16 @@ void orion_manager_release(orion_manager *mgr, orion_model_lease *lease) {
 orion_llm *orion_lease_llm(const orion_model_lease *lease) { return lease ? lease->m->llm : NULL; }
 orion_embedder *orion_lease_embedder(const orion_model_lease *lease) { return lease ? lease->m->emb : NULL; }
 orion_qlevel orion_lease_level(const orion_model_lease *lease) { return lease ? lease->m->level : ORION_QLEVEL_Q4; }
+const char *orion_lease_path(const orion_model_lease *lease) { return lease ? lease->m->files[lease->m->level] : NULL; }
+
+orion_status orion_manager_model_task(orion_manager *mgr, const char *id, orion_task *out) {
+    if (!mgr || !id || !out) return orion__fail(ORION_ERR_INVALID_ARG, "orion_manager_model_task: NULL argument");
+    pthread_mutex_lock(&mgr->lock);
+    mmodel *m = find_model(mgr, id);
+    if (m) *out = m->task;
+    pthread_mutex_unlock(&mgr->lock);
+    return m ? ORION_OK : orion__fail(ORION_ERR_NOT_FOUND, "no model '%s' in the registry", id);
+}
 
 orion_status orion_manager_unload(orion_manager *mgr, const char *id) {
     if (!mgr || !id) return orion__fail(ORION_ERR_INVALID_ARG, "orion_manager_unload: NULL argument");

@@ -6,14 +6,18 @@
  *   POST /api/generate         Ollama; streamed as NDJSON unless "stream": false
  *   POST /api/chat             Ollama chat; NDJSON
  *
- * A request takes one of its model's slots (a handle with its own KV cache;
- * first come, first served), tokenizes its prompt (chat: formatted with the
- * model's template and tokenized with special pieces), prefills, then
- * samples one token at a time. Streamed replies are produced lazily by
- * libmicrohttpd's content-reader callback, one token per call, so a client
- * that disconnects simply stops the generation (the free callback releases
- * the slot). Pieces are emitted on UTF-8 boundaries: the bytes of a
- * character split over byte-fallback tokens wait for its last byte.
+ * A request leases its model from the manager (with the request's Ollama
+ * keep_alive; the lease loads the model if needed and pins it until the
+ * reply is done), takes one of its slots (a handle with its own KV cache;
+ * first come, first served: gen_slots.c), tokenizes its prompt (chat:
+ * formatted with the model's template and tokenized with special pieces),
+ * prefills, then samples one token at a time. Streamed replies are produced
+ * lazily by libmicrohttpd's content-reader callback, one token per call, so
+ * a client that disconnects simply stops the generation (the free callback
+ * releases the slot, then the lease). Pieces are emitted on UTF-8
+ * boundaries: the bytes of a character split over byte-fallback tokens wait
+ * for its last byte. Ollama's load / unload requests (no prompt or
+ * messages; keep_alive 0 unloads) are answered without a slot.
  */
 #include "service/service.h"
 
@@ -60,6 +64,7 @@ static bool num_field(const cJSON *o, const char *key, double lo, double hi, dou
 orion_status orion__gen_request_parse(const char *body, size_t len, int ep, orion__gen_request *out,
                                       orion__http_error *err) {
     memset(out, 0, sizeof *out);
+    out->keep_alive = ORION_KEEP_ALIVE_DEFAULT;
     bool ollama = ep == ORION__EP_GENERATE || ep == ORION__EP_OLLAMA_CHAT;
     bool chat = ep == ORION__EP_CHAT || ep == ORION__EP_OLLAMA_CHAT;
     out->max_tokens = ep == ORION__EP_COMPLETIONS ? 16 : 128;
@@ -113,8 +118,16 @@ orion_status orion__gen_request_parse(const char *body, size_t len, int ep, orio
         if (st) goto done;
     }
     /* the text: prompt, or messages; copied into one block */
+    if (ollama && (st = orion__keep_alive_field(cJSON_GetObjectItemCaseSensitive(root, "keep_alive"), &out->keep_alive,
+                                                err)) != ORION_OK)
+        goto done;
     if (!chat) {
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+        if (ollama && (!pr || cJSON_IsNull(pr) || (cJSON_IsString(pr) && !pr->valuestring[0]))) {
+            out->no_input = true; /* Ollama: load (or with keep_alive 0 unload) the model */
+            st = gbad(err, "missing 'prompt'");
+            goto done;
+        }
         if (cJSON_IsArray(pr) && cJSON_GetArraySize(pr) == 1) pr = pr->child;
         if (!cJSON_IsString(pr)) {
             st = gbad(err, "'prompt' must be a string");
@@ -131,6 +144,11 @@ orion_status orion__gen_request_parse(const char *body, size_t len, int ep, orio
     } else {
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
         int n = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : 0;
+        if (ollama && (!msgs || cJSON_IsNull(msgs) || (cJSON_IsArray(msgs) && n == 0))) {
+            out->no_input = true;
+            st = gbad(err, "missing 'messages'");
+            goto done;
+        }
         if (n < 1 || n > 1024) {
             st = gbad(err, "'messages' must be an array of 1 to 1024 messages");
             goto done;
@@ -188,6 +206,7 @@ typedef struct gen {
     orion__models *models;
     orion__model  *m;
     orion_llm     *llm;
+    orion_model_lease *lease;   /* pins the model while the slot is held */
     int            slot;
     int            ep;
     orion__gen_request req;
@@ -209,7 +228,7 @@ typedef struct gen {
 
 static void gen_free(gen *g) {
     if (!g) return;
-    if (g->llm) orion__model_llm_release(g->m, g->slot);
+    if (g->llm) orion__model_llm_release(g->m, g->slot, g->lease);
     orion_sampler_free(g->smp);
     orion__free(g->logits);
     orion__free(g->toks);
@@ -433,6 +452,32 @@ static int fail_reply(struct MHD_Connection *c, gen *g, orion__http_error *err) 
     return err->code;
 }
 
+/* Ollama's way to load or unload a model: /api/generate or /api/chat with
+ * no prompt / messages, and keep_alive 0 to unload. */
+static int control_reply(struct MHD_Connection *c, gen *g) {
+    orion__http_error err;
+    memset(&err, 0, sizeof err);
+    if (!orion__model_is_llm(g->m)) {
+        orion__http_set(&err, 400, "invalid_request_error", "model '%.100s' is an embedding model; it cannot generate",
+                        orion__model_id(g->m));
+        return fail_reply(c, g, &err);
+    }
+    bool unloaded = false;
+    if (orion__model_control(g->m, g->req.keep_alive, &unloaded, &err) != ORION_OK) return fail_reply(c, g, &err);
+    char when[48];
+    iso_now(when, sizeof when);
+    orion__buf b = {0};
+    orion__buf_puts(&b, "{\"model\":");
+    put_model(g, &b);
+    orion__buf_printf(&b, ",\"created_at\":\"%s\",", when);
+    if (g->ep == ORION__EP_GENERATE) orion__buf_puts(&b, "\"response\":\"\"");
+    else orion__buf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":\"\"}");
+    orion__buf_printf(&b, ",\"done\":true,\"done_reason\":\"%s\"}", unloaded ? "unload" : "load");
+    orion__send_buf(c, 200, "application/json", &b);
+    gen_free(g);
+    return 200;
+}
+
 int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int ep, const char *body, size_t len) {
     orion__http_error err;
     memset(&err, 0, sizeof err);
@@ -448,7 +493,8 @@ int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int e
     g->ep = ep;
     g->t0 = orion__now();
     g->created = (long long)time(NULL);
-    if (orion__gen_request_parse(body, len, ep, &g->req, &err) != ORION_OK) return fail_reply(c, g, &err);
+    orion_status pst = orion__gen_request_parse(body, len, ep, &g->req, &err);
+    if (pst != ORION_OK && !g->req.no_input) return fail_reply(c, g, &err);
     g->m = orion__models_find(models, g->req.model);
     if (!g->m) {
         err.code = 404;
@@ -456,7 +502,8 @@ int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int e
         snprintf(err.message, sizeof err.message, "model '%.100s' not found", g->req.model);
         return fail_reply(c, g, &err);
     }
-    if (orion__model_llm_acquire(g->m, &g->llm, &g->slot, &err) != ORION_OK) {
+    if (pst != ORION_OK) return control_reply(c, g);
+    if (orion__model_llm_acquire(g->m, g->req.keep_alive, &g->lease, &g->llm, &g->slot, &err) != ORION_OK) {
         g->llm = NULL;
         return fail_reply(c, g, &err);
     }

@@ -9,7 +9,7 @@
 
 const char *const orion__endpoint_names[ORION__EP_COUNT] = {
     "/v1/embeddings", "/api/embed", "/v1/models", "/api/tags", "/api/ps", "/api/unload", "/healthz", "/metrics",
-    "/v1/completions", "/v1/chat/completions", "/api/generate", "/api/chat", "other"};
+    "/v1/completions", "/v1/chat/completions", "/api/generate", "/api/chat", "/events", "other"};
 
 static const double LAT_BOUNDS[ORION__LAT_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
                                                       0.05,   0.1,   0.25,  0.5,   1.0,  5.0};
@@ -98,16 +98,20 @@ void orion__metrics_render(orion__metrics *m, orion__buf *b, orion__models *mode
                           "# TYPE orion_cache_rejections_total counter\norion_cache_rejections_total %llu\n"
                           "# TYPE orion_cache_entries gauge\norion_cache_entries %zu\n"
                           "# TYPE orion_cache_bytes gauge\norion_cache_bytes %zu\n"
-                          "# TYPE orion_cache_max_bytes gauge\norion_cache_max_bytes %zu\n",
+                          "# TYPE orion_cache_max_bytes gauge\norion_cache_max_bytes %zu\n"
+                          "# TYPE orion_cache_max_entries gauge\norion_cache_max_entries %zu\n",
                           (unsigned long long)cs.hits, (unsigned long long)cs.misses,
                           (unsigned long long)cs.evictions, (unsigned long long)cs.rejections, cs.entries, cs.bytes,
-                          cs.max_bytes);
+                          cs.max_bytes, cs.max_entries);
     }
 
     int n = orion__models_count(models), loaded = 0;
     size_t resident = 0;
+    orion__buf refs = {0};
     orion__buf_puts(b, "# HELP orion_model_loaded 1 when the model's weights are loaded.\n"
                        "# TYPE orion_model_loaded gauge\n");
+    orion__buf_puts(&refs, "# HELP orion_model_leases Leases held on the model (requests using it).\n"
+                           "# TYPE orion_model_leases gauge\n");
     for (int i = 0; i < n; i++) {
         orion__model_desc d;
         orion__models_describe(models, i, &d);
@@ -116,12 +120,18 @@ void orion__metrics_render(orion__metrics *m, orion__buf *b, orion__models *mode
         orion__buf_puts(b, "orion_model_loaded{model=");
         orion__buf_json_str(b, d.id, strlen(d.id));
         orion__buf_printf(b, "} %d\n", d.loaded ? 1 : 0);
+        if (d.builtin) continue;
+        orion__buf_puts(&refs, "orion_model_leases{model=");
+        orion__buf_json_str(&refs, d.id, strlen(d.id));
+        orion__buf_printf(&refs, "} %d\n", d.refs);
     }
+    if (refs.p) orion__buf_append(b, refs.p, refs.len);
+    orion__buf_free(&refs);
     orion_mem_stats ms;
     orion_mem_get_stats(&ms);
     orion__buf_printf(b,
                       "# TYPE orion_models_loaded gauge\norion_models_loaded %d\n"
-                      "# HELP orion_model_resident_bytes Weights and scratch of the loaded models.\n"
+                      "# HELP orion_model_resident_bytes Loaded models: resident file pages, heap, extra slots.\n"
                       "# TYPE orion_model_resident_bytes gauge\norion_model_resident_bytes %zu\n"
                       "# HELP orion_heap_bytes Bytes on orion's counting allocator.\n"
                       "# TYPE orion_heap_bytes gauge\norion_heap_bytes %zu\n"

@@ -1,440 +1,83 @@
 /*
- * models.c — the service's table of models and each model's batcher.
+ * models.c — the service's table of models: the one interface the server
+ * reaches models through (find, ensure, embed, generate, unload, describe).
  *
- * This is the one place the server reaches models through, so the model
- * manager (issue 6) can replace it: find a model by id, make sure it is
- * loaded, embed through its batcher, unload, describe.
+ * Models are held by the model manager (src/manager/): `--model ID=PATH`
+ * files are registered with it — the task from the GGUF architecture
+ * ("llama" and "mistral" generate, anything else embeds), the level from
+ * the type that holds most of the weight bytes, so the one file is found
+ * at its own level whatever the tier prefers — and registry models are in
+ * it already. Every use takes a lease (orion_manager_acquire), which loads
+ * the model if the manager does not hold it and pins it until released;
+ * the manager unloads idle ones (keep_alive, its tier's idle delay, LRU,
+ * memory pressure). An embedding model's worker (batcher.c) leases it per
+ * gathered pass; a generation request leases it for its whole reply
+ * (gen_slots.c). The table itself only remembers what the last load said
+ * (dim, arch, level) so that cache hits need no model at all.
  *
- * Batcher. Each model has one worker thread and a FIFO of jobs (a job is
- * one request's texts that missed the cache). Request threads queue a job
- * and wait on a condition variable. The worker takes the first job, then
- * keeps taking jobs until the gathered texts reach the token budget
- * (estimated from byte lengths) or the wait (2 ms by default) has passed
- * since it took the first — it waits only when the previous pass had
- * company or requests queued up during it, so a lone client pays no wait;
- * then it tokenizes every text, runs them all as
- * one orion_embed_tokens call (which sorts by length and pads per batch),
- * and hands each job its rows in order. With batching off it takes one job
- * at a time. Only the worker touches the embedder handle after it is
- * loaded, so handles need no locking of their own; loading happens under
- * the model's mutex (from the request thread on first use, or the worker).
- * Unloading is a request the worker carries out when its queue is empty.
- *
- * Backends. A model is either a GGUF sentence encoder (orion_embed_*) or,
- * for tests and benchmarks of the service itself, "hash:DIM[:US]": a
- * deterministic bag-of-words hashing model of DIM dimensions whose forward
- * pass sleeps US microseconds (to stand in for a real model's cost).
+ * The built-in "hash:DIM" test model is not a file: the table holds it
+ * itself, loaded on first use and unloaded on request, outside the manager.
  */
-#include "service/service.h"
+#include "service/models_internal.h"
 
-#include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <xxhash.h>
+void orion__http_set(orion__http_error *err, int code, const char *type, const char *fmt, ...) {
+    err->code = code;
+    snprintf(err->type, sizeof err->type, "%s", type);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+}
 
-/* ---- backends ------------------------------------------------------------------ */
-
-typedef struct backend {
-    const char *kind;
-    orion_status (*load)(const char *path, const orion_embed_params *p, void **h);
-    void (*free)(void *h);
-    void (*info)(const void *h, orion_embed_info *out);
-    orion_status (*tokenize)(const void *h, const char *text, size_t len, int32_t *ids, int32_t n_max,
-                             int32_t *n_out);
-    orion_status (*embed)(void *h, const int32_t *const *ids, const int32_t *n_ids, int32_t n, float *out);
-} backend;
-
-static orion_status real_load(const char *path, const orion_embed_params *p, void **h) {
-    return orion_embed_load(path, p, (orion_embedder **)h);
-}
-static void real_free(void *h) { orion_embed_free(h); }
-static void real_info(const void *h, orion_embed_info *out) { orion_embed_get_info(h, out); }
-static orion_status real_tokenize(const void *h, const char *text, size_t len, int32_t *ids, int32_t n_max,
-                                  int32_t *n_out) {
-    return orion_embed_tokenize(h, text, len, ids, n_max, n_out);
-}
-static orion_status real_embed(void *h, const int32_t *const *ids, const int32_t *n_ids, int32_t n, float *out) {
-    return orion_embed_tokens(h, ids, n_ids, n, out);
-}
-static const backend REAL = {"gguf", real_load, real_free, real_info, real_tokenize, real_embed};
-
-typedef struct hash_model {
-    int dim, max_tokens, delay_us;
-} hash_model;
-
-static orion_status hash_load(const char *path, const orion_embed_params *p, void **h) {
-    int dim = 0, delay = 0;
-    if (sscanf(path, "hash:%d:%d", &dim, &delay) < 1 || dim < 1 || dim > 4096 || delay < 0)
-        return orion__fail(ORION_ERR_INVALID_ARG, "%s: expected hash:DIM[:DELAY_US]", path);
-    hash_model *m = orion__calloc(1, sizeof *m);
-    if (!m) return orion__fail(ORION_ERR_NOMEM, "no memory");
-    m->dim = dim;
-    m->delay_us = delay;
-    m->max_tokens = p->max_tokens > 0 ? p->max_tokens : 64;
-    *h = m;
-    return ORION_OK;
-}
-static void hash_free(void *h) { orion__free(h); }
-static void hash_info(const void *h, orion_embed_info *out) {
-    const hash_model *m = h;
-    memset(out, 0, sizeof *out);
-    snprintf(out->arch, sizeof out->arch, "hash");
-    snprintf(out->name, sizeof out->name, "hash-%d", m->dim);
-    out->dim = m->dim;
-    out->max_tokens = m->max_tokens;
-    out->normalize = true;
-}
-static orion_status hash_tokenize(const void *h, const char *text, size_t len, int32_t *ids, int32_t n_max,
-                                  int32_t *n_out) {
-    const hash_model *m = h;
-    return orion__hash_tokenize(text, len, m->max_tokens, ids, n_max, n_out);
-}
-static orion_status hash_embed(void *h, const int32_t *const *ids, const int32_t *n_ids, int32_t n, float *out) {
-    const hash_model *m = h;
-    for (int32_t i = 0; i < n; i++) orion__hash_vector(ids[i], n_ids[i], m->dim, out + (size_t)i * m->dim);
-    if (m->delay_us) {
-        struct timespec ts = {m->delay_us / 1000000, (long)(m->delay_us % 1000000) * 1000};
-        nanosleep(&ts, NULL);
+void orion__lease_error(const char *id, orion_status st, orion__http_error *err) {
+    char why[200];
+    snprintf(why, sizeof why, "%s", orion_last_error());
+    switch (st) {
+    case ORION_ERR_LIMIT:
+    case ORION_ERR_BUSY:
+    case ORION_ERR_CANCELLED:
+        orion__http_set(err, 503, "overloaded_error", "model '%.60s' cannot be loaded now: %.180s", id, why);
+        break;
+    case ORION_ERR_NOT_FOUND:
+        orion__http_set(err, 404, "not_found_error", "model '%.60s': %.180s", id, why);
+        break;
+    default:
+        orion__http_set(err, 500, "server_error", "model '%.60s' failed to load: %.180s", id, why);
+        break;
     }
-    return ORION_OK;
 }
-static const backend HASH = {"hash", hash_load, hash_free, hash_info, hash_tokenize, hash_embed};
 
-orion_status orion__hash_tokenize(const char *text, size_t len, int max_tokens, int32_t *ids, int32_t n_max,
-                                  int32_t *n_out) {
-    int32_t n = 0;
-    if (n < n_max) ids[n] = 1; /* [CLS] */
-    n++;
-    size_t i = 0;
-    while (i < len && n < max_tokens - 1) {
-        while (i < len && text[i] == ' ') i++;
-        size_t s = i;
-        while (i < len && text[i] != ' ') i++;
-        if (i > s) {
-            if (n < n_max) ids[n] = 100 + (int32_t)(XXH3_64bits(text + s, i - s) % 30000);
-            n++;
-        }
+orion_status orion__model_lease(orion__model *x, double keep_alive, orion_model_lease **out, orion__http_error *err) {
+    orion_acquire_params ap = orion_acquire_default_params();
+    ap.keep_alive_s = keep_alive;
+    orion_status st = orion_manager_acquire(x->owner->mgr, x->id, &ap, out);
+    if (st != ORION_OK) {
+        *out = NULL;
+        orion__lease_error(x->id, st, err);
     }
-    if (n < n_max) ids[n] = 2; /* [SEP] */
-    n++;
-    *n_out = n;
-    return n > n_max ? orion__fail(ORION_ERR_RANGE, "hash tokenize: %d ids do not fit in %d", n, n_max) : ORION_OK;
+    return st;
 }
 
-void orion__hash_vector(const int32_t *ids, int32_t n, int dim, float *out) {
-    for (int d = 0; d < dim; d++) out[d] = 0;
-    for (int32_t t = 0; t < n; t++) {
-        uint64_t s = (uint64_t)ids[t] * 0x9e3779b97f4a7c15ull + (uint64_t)t;
-        for (int d = 0; d < dim; d++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            out[d] += (float)((double)(s >> 40) / (double)(1 << 24) - 0.5);
-        }
-    }
-    double nn = 0;
-    for (int d = 0; d < dim; d++) nn += (double)out[d] * out[d];
-    float inv = nn > 0 ? (float)(1.0 / sqrt(nn)) : 0.0f;
-    for (int d = 0; d < dim; d++) out[d] *= inv;
-}
-
-/* True for a GGUF file of a decoder (llama, mistral). */
-static bool is_llm_file(const char *path) {
-    orion_gguf *g = NULL;
-    if (orion_gguf_open(path, &g) != ORION_OK) return false;
-    char arch[64] = "";
-    orion_gguf_get_str(g, "general.architecture", arch, sizeof arch);
-    orion_gguf_free(g);
-    return strcmp(arch, "llama") == 0 || strcmp(arch, "mistral") == 0;
+void orion__model_ns(const orion__model *x, const orion_embed_info *info, bool with_level, orion_qlevel level,
+                     char *ns, size_t size) {
+    if (with_level) snprintf(ns, size, "%s|%s|t%d|%s", x->id, info->arch, info->max_tokens, orion_qlevel_name(level));
+    else snprintf(ns, size, "%s|%s|t%d", x->id, info->arch, info->max_tokens);
 }
 
 /* ---- the table ------------------------------------------------------------------ */
 
-typedef struct job job;
-struct job {
-    const char *const *texts;
-    const size_t      *lens;
-    int32_t            n;
-    int                truncate;
-    float             *out;
-    int32_t           *n_tokens;
-    orion_status       st;
-    orion__http_error  err;
-    bool               done;
-    job               *next;
-};
-
-struct orion__model {
-    orion__models  *owner;
-    char            id[128], path[1024];
-    const backend  *be;
-    void           *h;            /* loaded handle or NULL */
-    orion_embed_info info;        /* valid once loaded at least once */
-    bool            info_valid;
-    pthread_mutex_t mu;
-    pthread_cond_t  cv;           /* work arrived / stop */
-    pthread_cond_t  done_cv;      /* a job finished */
-    job            *head, *tail;
-    int64_t         queued;       /* inputs in the queue */
-    bool            stop, unload_req, busy;
-    pthread_t       worker;
-    bool            worker_started;
-    double          last_used;
-    /* generation models: a pool of handles (each its own KV cache; the
-     * weights are one shared mapping), handed out first come first served */
-    bool            is_llm;
-    orion_llm      *slots[ORION__MAX_GEN_SLOTS];
-    bool            slot_busy[ORION__MAX_GEN_SLOTS];
-    int             n_slots;
-    uint64_t        ticket_next, ticket_serving;
-    pthread_cond_t  slot_cv;
-    orion_llm_info  llm_info;
-};
-
-struct orion__models {
-    orion__models_params p;
-    pthread_mutex_t      mu;        /* the table and the batch statistics */
-    orion__model       **v;
-    int                  n, cap;
-    orion__batch_stats   stats;
-};
-
-static orion_status load_locked(orion__model *m) {
-    if (m->h) return ORION_OK;
-    orion_embed_params ep = orion_embed_default_params();
-    ep.max_tokens = m->owner->p.max_tokens;
-    ep.n_threads = m->owner->p.n_threads;
-    ep.batch_size = 64;
-    double t0 = orion__now();
-    orion_status st = m->be->load(m->path, &ep, &m->h);
-    if (st != ORION_OK) {
-        m->h = NULL;
-        return st;
-    }
-    m->be->info(m->h, &m->info);
-    m->info_valid = true;
-    ORION_LOG_I("model '%s' loaded from %s in %.0f ms (%s, dim %d, max %d tokens)", m->id, m->path,
-                1e3 * (orion__now() - t0), m->info.arch, m->info.dim, m->info.max_tokens);
-    return ORION_OK;
-}
-
-/* Loads generation slot k if it is not (under the model's lock). */
-static orion_status llm_slot_load(orion__model *m, int k) {
-    if (m->slots[k]) return ORION_OK;
-    orion_llm_params lp = orion_llm_default_params();
-    lp.n_threads = m->owner->p.n_threads > 0 ? m->owner->p.n_threads : 1;
-    lp.n_ctx = m->owner->p.gen_ctx;
-    orion_status st = orion_llm_load(m->path, &lp, &m->slots[k]);
-    if (st != ORION_OK) {
-        m->slots[k] = NULL;
-        return st;
-    }
-    orion_llm_get_info(m->slots[k], &m->llm_info);
-    ORION_LOG_I("model '%s' slot %d loaded from %s (%s, n_ctx %d)", m->id, k, m->path, m->llm_info.arch,
-                m->llm_info.n_ctx);
-    return ORION_OK;
-}
-
-static void finish(orion__model *m, job *j) {
-    pthread_mutex_lock(&m->mu);
-    j->done = true;
-    pthread_cond_broadcast(&m->done_cv);
-    pthread_mutex_unlock(&m->mu);
-}
-
-static void fail_job(job *j, int code, const char *type, const char *msg) {
-    j->st = code == 503 ? ORION_ERR_BUSY : code == 400 ? ORION_ERR_LIMIT : ORION_ERR_INTERNAL;
-    j->err.code = code;
-    snprintf(j->err.type, sizeof j->err.type, "%s", type);
-    snprintf(j->err.message, sizeof j->err.message, "%s", msg);
-}
-
-static int hist_bucket(int64_t n) {
-    int b = 0;
-    for (int64_t lim = 1; b < 7 && n > lim; lim *= 2) b++;
-    return b;
-}
-
-/* Runs a gathered list of jobs as one pass. Called without the lock. */
-static void run_jobs(orion__model *m, job *list) {
-    int64_t total = 0, n_jobs = 0;
-    for (job *j = list; j; j = j->next) {
-        total += j->n;
-        n_jobs++;
-    }
-    pthread_mutex_lock(&m->mu);
-    orion_status st = load_locked(m);
-    pthread_mutex_unlock(&m->mu);
-    if (st != ORION_OK) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "model '%s' failed to load: %s", m->id, orion_last_error());
-        for (job *j = list, *nx; j; j = nx) {
-            nx = j->next;
-            fail_job(j, 500, "server_error", msg);
-            finish(m, j);
-        }
-        return;
-    }
-    int cap = m->info.max_tokens > 0 ? m->info.max_tokens : 512;
-    int dim = m->info.dim;
-    int32_t **ids = orion__calloc((size_t)total, sizeof *ids);
-    int32_t *n_ids = orion__calloc((size_t)total, sizeof *n_ids);
-    int32_t *pool = orion__malloc((size_t)total * (size_t)cap * sizeof *pool);
-    float *out = orion__malloc((size_t)total * (size_t)dim * sizeof *out);
-    if (!ids || !n_ids || !pool || !out) {
-        for (job *j = list, *nx; j; j = nx) {
-            nx = j->next;
-            fail_job(j, 500, "server_error", "out of memory for the batch");
-            finish(m, j);
-        }
-        goto done;
-    }
-    /* tokenize; a job with an input over the limit (reject mode) fails alone */
-    int64_t k = 0, ok_inputs = 0;
-    for (job *j = list; j; j = j->next) {
-        bool reject = j->truncate == 0 || (j->truncate < 0 && !m->owner->p.truncate);
-        j->st = ORION_OK;
-        int64_t k0 = k;
-        for (int32_t i = 0; i < j->n && j->st == ORION_OK; i++) {
-            int32_t nt = 0;
-            orion_status ts = m->be->tokenize(m->h, j->texts[i], j->lens[i], pool + (k0 + i) * cap, cap, &nt);
-            char msg[256];
-            if (ts != ORION_OK) {
-                snprintf(msg, sizeof msg, "input %d: %s", i, orion_last_error());
-                fail_job(j, 400, "invalid_request_error", msg);
-            } else if (reject && nt >= cap) {
-                snprintf(msg, sizeof msg,
-                         "input %d reaches the limit of %d tokens and would be truncated (send truncate: true to "
-                         "allow it)", i, cap);
-                fail_job(j, 400, "invalid_request_error", msg);
-            }
-            n_ids[k0 + i] = nt;
-            if (j->n_tokens) j->n_tokens[i] = nt;
-        }
-        k = k0 + j->n;
-        if (j->st != ORION_OK) continue;
-        for (int32_t i = 0; i < j->n; i++) {
-            ids[ok_inputs] = pool + (k0 + i) * cap;
-            n_ids[ok_inputs++] = n_ids[k0 + i];
-        }
-    }
-    if (ok_inputs > 0) {
-        st = m->be->embed(m->h, (const int32_t *const *)ids, n_ids, (int32_t)ok_inputs, out);
-        if (st != ORION_OK) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "embedding failed: %s", orion_last_error());
-            for (job *j = list; j; j = j->next) {
-                if (j->st == ORION_OK) fail_job(j, 500, "server_error", msg);
-            }
-        }
-    }
-    int64_t r = 0;
-    for (job *j = list, *nx; j; j = nx) {
-        nx = j->next;
-        if (j->st == ORION_OK) {
-            memcpy(j->out, out + r * dim, (size_t)j->n * (size_t)dim * sizeof(float));
-            r += j->n;
-        }
-        finish(m, j);
-    }
-    pthread_mutex_lock(&m->owner->mu);
-    m->owner->stats.passes++;
-    m->owner->stats.inputs += (uint64_t)ok_inputs;
-    m->owner->stats.requests += (uint64_t)n_jobs;
-    m->owner->stats.hist_inputs[hist_bucket(ok_inputs)]++;
-    pthread_mutex_unlock(&m->owner->mu);
-done:
-    orion__free(ids);
-    orion__free(n_ids);
-    orion__free(pool);
-    orion__free(out);
-}
-
-static int64_t est_tokens(const orion__model *m, const job *j) {
-    int64_t t = 0;
-    int cap = m->info_valid && m->info.max_tokens > 0 ? m->info.max_tokens : 512;
-    for (int32_t i = 0; i < j->n; i++) t += ORION_MIN((int64_t)j->lens[i] / 4 + 2, (int64_t)cap);
-    return t;
-}
-
-static void *worker_main(void *arg) {
-    orion__model *m = arg;
-    const orion__models_params *p = &m->owner->p;
-    bool crowd = false; /* the last pass had company, or requests queued during it */
-    pthread_mutex_lock(&m->mu);
-    for (;;) {
-        while (!m->head && !m->stop) {
-            if (m->unload_req) {
-                if (m->h) {
-                    m->be->free(m->h);
-                    m->h = NULL;
-                    ORION_LOG_I("model '%s' unloaded", m->id);
-                }
-                m->unload_req = false;
-            }
-            pthread_cond_wait(&m->cv, &m->mu);
-        }
-        if (!m->head) break; /* stop with an empty queue */
-        /* take the first job, then gather company */
-        job *list = m->head, *last = m->head;
-        m->head = m->head->next;
-        if (!m->head) m->tail = NULL;
-        last->next = NULL;
-        m->queued -= last->n;
-        int64_t tokens = est_tokens(m, last);
-        int gathered = 1;
-        if (p->batching && !m->stop) {
-            /* wait for company only when there has lately been some: a
-             * lone client pays no wait */
-            uint64_t deadline = orion__now_ns() + (crowd ? (uint64_t)p->batch_wait_us * 1000u : 0u);
-            while (tokens < p->batch_tokens) {
-                if (m->head) {
-                    int64_t t = est_tokens(m, m->head);
-                    if (tokens + t > p->batch_tokens) break;
-                    job *j = m->head;
-                    m->head = j->next;
-                    if (!m->head) m->tail = NULL;
-                    j->next = NULL;
-                    last->next = j;
-                    last = j;
-                    m->queued -= j->n;
-                    tokens += t;
-                    gathered++;
-                    continue;
-                }
-                uint64_t now = orion__now_ns();
-                if (now >= deadline || m->stop) break;
-                /* the condition variable runs on CLOCK_REALTIME: wait the remaining span */
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                uint64_t left = deadline - now;
-                ts.tv_sec += (time_t)(left / 1000000000u);
-                ts.tv_nsec += (long)(left % 1000000000u);
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&m->cv, &m->mu, &ts);
-            }
-        }
-        m->busy = true;
-        pthread_mutex_unlock(&m->mu);
-        run_jobs(m, list);
-        pthread_mutex_lock(&m->mu);
-        m->busy = false;
-        crowd = gathered > 1 || m->head != NULL;
-    }
-    pthread_mutex_unlock(&m->mu);
-    return NULL;
-}
-
 orion_status orion__models_init(const orion__models_params *p, orion__models **out) {
     *out = NULL;
+    if (!p->manager) return orion__fail(ORION_ERR_INVALID_ARG, "the table of models needs a manager");
     orion__models *m = orion__calloc(1, sizeof *m);
     if (!m) return orion__fail(ORION_ERR_NOMEM, "no memory");
     m->p = *p;
+    m->mgr = p->manager;
     if (m->p.batch_tokens <= 0) m->p.batch_tokens = 8192;
     if (m->p.batch_wait_us < 0) m->p.batch_wait_us = 0;
     if (m->p.max_queue <= 0) m->p.max_queue = 8192;
@@ -443,35 +86,58 @@ orion_status orion__models_init(const orion__models_params *p, orion__models **o
     return ORION_OK;
 }
 
+static void model_destroy(orion__model *x) {
+    if (!x) return;
+    orion__batcher_stop(x);
+    if (x->h) x->be->free(x->h);
+    orion__slots_free(x);
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->cv);
+    pthread_cond_destroy(&x->done_cv);
+    pthread_cond_destroy(&x->slot_cv);
+    orion__free(x);
+}
+
 void orion__models_free(orion__models *m) {
     if (!m) return;
-    for (int i = 0; i < m->n; i++) {
-        orion__model *x = m->v[i];
-        if (x->worker_started) {
-            pthread_mutex_lock(&x->mu);
-            x->stop = true;
-            pthread_cond_broadcast(&x->cv);
-            pthread_mutex_unlock(&x->mu);
-            pthread_join(x->worker, NULL);
-        }
-        if (x->h) x->be->free(x->h);
-        for (int k = 0; k < x->n_slots; k++) orion_llm_free(x->slots[k]);
-        pthread_mutex_destroy(&x->mu);
-        pthread_cond_destroy(&x->cv);
-        pthread_cond_destroy(&x->done_cv);
-        pthread_cond_destroy(&x->slot_cv);
-        orion__free(x);
-    }
+    for (int i = 0; i < m->n; i++) model_destroy(m->v[i]);
     orion__free(m->v);
     pthread_mutex_destroy(&m->mu);
     orion__free(m);
 }
 
-orion_status orion__models_add(orion__models *m, const char *id, const char *path, bool load) {
-    if (!id || !*id || !path || !*path) return orion__fail(ORION_ERR_INVALID_ARG, "a model needs an id and a path");
-    if (strlen(id) >= 128 || strlen(path) >= 1024) return orion__fail(ORION_ERR_INVALID_ARG, "model id or path too long");
+/* A GGUF file's architecture and the level of the type holding most of its
+ * weight bytes. */
+static orion_status gguf_probe(const char *path, char *arch, size_t arch_size, orion_qlevel *level) {
+    orion_gguf *g = NULL;
+    orion_status st = orion_gguf_open(path, &g);
+    if (st != ORION_OK) return st;
+    snprintf(arch, arch_size, "%s", "");
+    orion_gguf_get_str(g, "general.architecture", arch, arch_size);
+    uint64_t bytes[ORION_QLEVEL_COUNT] = {0};
+    for (int64_t i = 0; i < orion_gguf_n_tensors(g); i++) {
+        const orion_gguf_tensor *t = orion_gguf_tensor_at(g, i);
+        orion_qlevel l;
+        switch (t->type) {
+        case ORION_TYPE_Q4_0:
+        case ORION_TYPE_Q4_1: l = ORION_QLEVEL_Q4; break;
+        case ORION_TYPE_Q8_0: l = ORION_QLEVEL_Q8; break;
+        case ORION_TYPE_F16:
+        case ORION_TYPE_BF16: l = ORION_QLEVEL_F16; break;
+        default: l = ORION_QLEVEL_F32; break;
+        }
+        bytes[l] += t->n_bytes;
+    }
+    orion_gguf_free(g);
+    *level = ORION_QLEVEL_F32;
+    for (int l = 0; l < ORION_QLEVEL_COUNT; l++)
+        if (bytes[l] > bytes[*level]) *level = (orion_qlevel)l;
+    return ORION_OK;
+}
+
+static orion_status table_push(orion__models *m, orion__model *x) {
     for (int i = 0; i < m->n; i++) {
-        if (strcmp(m->v[i]->id, id) == 0) return orion__fail(ORION_ERR_INVALID_ARG, "model '%s' given twice", id);
+        if (strcmp(m->v[i]->id, x->id) == 0) return orion__fail(ORION_ERR_INVALID_ARG, "model '%s' given twice", x->id);
     }
     if (m->n == m->cap) {
         int nc = m->cap ? 2 * m->cap : 4;
@@ -480,80 +146,159 @@ orion_status orion__models_add(orion__models *m, const char *id, const char *pat
         m->v = v;
         m->cap = nc;
     }
+    m->v[m->n++] = x;
+    return ORION_OK;
+}
+
+static orion__model *model_new(orion__models *m, const char *id) {
     orion__model *x = orion__calloc(1, sizeof *x);
-    if (!x) return orion__fail(ORION_ERR_NOMEM, "no memory");
+    if (!x) return NULL;
     x->owner = m;
     snprintf(x->id, sizeof x->id, "%s", id);
-    snprintf(x->path, sizeof x->path, "%s", path);
-    x->be = strncmp(path, "hash:", 5) == 0 ? &HASH : &REAL;
-    x->is_llm = x->be == &REAL && is_llm_file(path);
     x->n_slots = m->p.gen_slots > 0 ? ORION_MIN(m->p.gen_slots, ORION__MAX_GEN_SLOTS) : 2;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     pthread_cond_init(&x->done_cv, NULL);
     pthread_cond_init(&x->slot_cv, NULL);
-    if (x->is_llm) {
-        if (load) {
-            orion_status st = llm_slot_load(x, 0);
-            if (st != ORION_OK) goto fail;
-        }
-        m->v[m->n++] = x;
-        return ORION_OK;
+    return x;
+}
+
+/* Loads a managed model once at start (eager loading): a lease, released
+ * with the policy's keep-alive. */
+static orion_status preload(orion__model *x, orion__http_error *err) {
+    orion_model_lease *lease = NULL;
+    orion_status st = orion__model_lease(x, ORION_KEEP_ALIVE_DEFAULT, &lease, err);
+    if (st != ORION_OK) return st;
+    orion_embedder *emb = orion_lease_embedder(lease);
+    orion_llm *llm = orion_lease_llm(lease);
+    pthread_mutex_lock(&x->mu);
+    if (emb) {
+        orion_embed_get_info(emb, &x->info);
+        x->info_valid = true;
+        x->level = orion_lease_level(lease);
+        snprintf(x->arch, sizeof x->arch, "%s", x->info.arch);
+    } else if (llm) {
+        orion_llm_get_info(llm, &x->llm_info);
+        x->llm_info_valid = true;
+        snprintf(x->arch, sizeof x->arch, "%s", x->llm_info.arch);
     }
-    if (load) {
-        orion_status st = load_locked(x);
-        if (st != ORION_OK) goto fail;
-    }
-    if (pthread_create(&x->worker, NULL, worker_main, x) != 0) {
-        orion__fail(ORION_ERR_INTERNAL, "cannot start the worker of model '%s'", id);
-        goto fail;
-    }
-    x->worker_started = true;
-    m->v[m->n++] = x;
+    snprintf(x->path, sizeof x->path, "%s", orion_lease_path(lease));
+    pthread_mutex_unlock(&x->mu);
+    orion_manager_release(x->owner->mgr, lease);
     return ORION_OK;
-fail:;
-    char why[512];
-    snprintf(why, sizeof why, "%s", orion_last_error());
-    if (x->h) x->be->free(x->h);
-    for (int i = 0; i < x->n_slots; i++) orion_llm_free(x->slots[i]);
-    pthread_cond_destroy(&x->slot_cv);
-    pthread_mutex_destroy(&x->mu);
-    pthread_cond_destroy(&x->cv);
-    pthread_cond_destroy(&x->done_cv);
-    orion__free(x);
-    return orion__fail(ORION_ERR_IO, "model '%s': %s", id, why);
+}
+
+/* Adds x to the table, starts its batcher (embedding models) and loads it
+ * when asked. Frees x on failure. */
+static orion_status model_finish_add(orion__models *m, orion__model *x, bool load) {
+    orion_status st = table_push(m, x);
+    if (st != ORION_OK) {
+        model_destroy(x);
+        return st;
+    }
+    if (!x->is_llm && (st = orion__batcher_start(x)) != ORION_OK) return st; /* freed with the table */
+    if (!load) return ORION_OK;
+    if (x->builtin) {
+        pthread_mutex_lock(&x->mu);
+        st = orion__builtin_load_locked(x);
+        pthread_mutex_unlock(&x->mu);
+        return st;
+    }
+    orion__http_error err;
+    st = preload(x, &err);
+    return st == ORION_OK ? st : orion__fail(st, "%s", err.message);
+}
+
+orion_status orion__models_add(orion__models *m, const char *id, const char *path, bool load) {
+    if (!id || !*id || !path || !*path) return orion__fail(ORION_ERR_INVALID_ARG, "a model needs an id and a path");
+    if (strlen(id) >= 64 || strlen(path) >= 1024) return orion__fail(ORION_ERR_INVALID_ARG, "model id or path too long");
+    orion__model *x = model_new(m, id);
+    if (!x) return orion__fail(ORION_ERR_NOMEM, "no memory");
+    snprintf(x->path, sizeof x->path, "%s", path);
+    if (strncmp(path, "hash:", 5) == 0) {
+        x->builtin = true;
+        x->be = &orion__encoder_hash;
+        snprintf(x->arch, sizeof x->arch, "hash");
+        return model_finish_add(m, x, load);
+    }
+    orion_qlevel level;
+    orion_status st = gguf_probe(path, x->arch, sizeof x->arch, &level);
+    if (st != ORION_OK) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", orion_last_error());
+        model_destroy(x);
+        return orion__fail(st, "model '%s': %s", id, why);
+    }
+    x->is_llm = strcmp(x->arch, "llama") == 0 || strcmp(x->arch, "mistral") == 0;
+    orion_model_entry e;
+    memset(&e, 0, sizeof e);
+    e.id = id;
+    e.task = x->is_llm ? ORION_TASK_GENERATE : ORION_TASK_EMBED;
+    e.arch = x->arch;
+    e.files[level] = path;
+    e.n_ctx = x->is_llm ? m->p.gen_ctx : 0;
+    if ((st = orion_manager_register(m->mgr, &e)) != ORION_OK) {
+        model_destroy(x);
+        return st;
+    }
+    return model_finish_add(m, x, load);
+}
+
+orion_status orion__models_add_registered(orion__models *m, const char *id, bool load) {
+    orion_task task;
+    orion_status st = orion_manager_model_task(m->mgr, id, &task);
+    if (st != ORION_OK) return st;
+    orion__model *x = model_new(m, id);
+    if (!x) return orion__fail(ORION_ERR_NOMEM, "no memory");
+    x->is_llm = task == ORION_TASK_GENERATE;
+    return model_finish_add(m, x, load);
 }
 
 int orion__models_count(orion__models *m) { return m->n; }
 
 void orion__models_describe(orion__models *m, int i, orion__model_desc *d) {
     memset(d, 0, sizeof *d);
+    d->expires_in = -1;
     if (i < 0 || i >= m->n) return;
     orion__model *x = m->v[i];
+    int extra = 0;
     pthread_mutex_lock(&x->mu);
     snprintf(d->id, sizeof d->id, "%s", x->id);
     snprintf(d->path, sizeof d->path, "%s", x->path);
-    d->loaded = x->h != NULL;
+    snprintf(d->arch, sizeof d->arch, "%s", x->arch);
     d->is_llm = x->is_llm;
-    if (x->is_llm) {
-        for (int k = 0; k < x->n_slots; k++) {
-            if (!x->slots[k]) continue;
-            d->loaded = true;
-            d->resident_bytes += x->llm_info.kv_bytes + x->llm_info.scratch_bytes;
-        }
-        if (d->loaded) d->resident_bytes += x->llm_info.weight_bytes; /* one mapping */
-        snprintf(d->arch, sizeof d->arch, "%s", x->llm_info.arch);
+    d->builtin = x->builtin;
+    if (x->is_llm && x->llm_info_valid) {
         d->weight_bytes = x->llm_info.weight_bytes;
         d->max_tokens = x->llm_info.n_ctx;
-    } else if (x->info_valid) {
-        snprintf(d->arch, sizeof d->arch, "%s", x->info.arch);
+        for (int k = 1; k < x->n_slots; k++) extra += x->slots[k] != NULL;
+        d->resident_bytes = (size_t)extra * (x->llm_info.kv_bytes + x->llm_info.scratch_bytes);
+    } else if (!x->is_llm && x->info_valid) {
         d->dim = x->info.dim;
         d->max_tokens = x->info.max_tokens;
         d->weight_bytes = x->info.weight_bytes;
+    }
+    if (x->builtin) {
+        d->loaded = x->h != NULL;
         d->resident_bytes = d->loaded ? x->info.weight_bytes + x->info.scratch_bytes : 0;
     }
     d->last_used = x->last_used;
     pthread_mutex_unlock(&x->mu);
+    if (x->builtin) return;
+    orion_model_status st[64];
+    int n = orion_manager_status(m->mgr, st, 64);
+    for (int k = 0; k < n && k < 64; k++) {
+        if (strcmp(st[k].id, x->id) != 0) continue;
+        d->loaded = true;
+        snprintf(d->level, sizeof d->level, "%s", orion_qlevel_name(st[k].level));
+        d->refs = st[k].refs;
+        d->expires_in = st[k].expires < 0 ? -1 : ORION_MAX(0.0, st[k].expires - orion__now());
+        d->mapped_bytes = st[k].mapped;
+        d->heap_bytes = st[k].heap;
+        d->need_bytes = st[k].need;
+        d->resident_bytes += (size_t)(st[k].resident + st[k].heap);
+    }
+    if (!d->loaded) d->resident_bytes = 0;
 }
 
 orion__model *orion__models_find(orion__models *m, const char *id) {
@@ -576,149 +321,125 @@ const char *orion__model_id(const orion__model *model) { return model->id; }
 
 orion_status orion__model_ensure(orion__model *x, int32_t *dim, char *ns, size_t ns_size, orion__http_error *err) {
     if (x->is_llm) {
-        err->code = 400;
-        snprintf(err->type, sizeof err->type, "invalid_request_error");
-        snprintf(err->message, sizeof err->message, "model '%s' generates text; it gives no embeddings", x->id);
+        orion__http_set(err, 400, "invalid_request_error", "model '%.100s' generates text; it gives no embeddings", x->id);
         return ORION_ERR_UNSUPPORTED;
     }
     pthread_mutex_lock(&x->mu);
-    orion_status st = load_locked(x);
-    if (st == ORION_OK) {
-        x->unload_req = false;
+    x->last_used = orion__now();
+    if (x->builtin && !x->info_valid && orion__builtin_load_locked(x) != ORION_OK)
+        orion__http_set(err, 500, "server_error", "model '%.60s' failed to load: %.180s", x->id, orion_last_error());
+    if (x->info_valid) {
         *dim = x->info.dim;
-        snprintf(ns, ns_size, "%s|%s|t%d", x->id, x->info.arch, x->info.max_tokens);
-        x->last_used = orion__now();
-    } else {
-        err->code = 500;
-        snprintf(err->type, sizeof err->type, "server_error");
-        snprintf(err->message, sizeof err->message, "model '%s' failed to load: %s", x->id, orion_last_error());
+        orion__model_ns(x, &x->info, !x->builtin, x->level, ns, ns_size);
+        pthread_mutex_unlock(&x->mu);
+        return ORION_OK;
     }
     pthread_mutex_unlock(&x->mu);
+    if (x->builtin) return ORION_ERR_IO;
+    /* never loaded: load it once to learn its vectors (the pass will lease it again) */
+    orion_status st = preload(x, err);
+    if (st != ORION_OK) return st;
+    pthread_mutex_lock(&x->mu);
+    bool ok = x->info_valid;
+    if (ok) {
+        *dim = x->info.dim;
+        orion__model_ns(x, &x->info, true, x->level, ns, ns_size);
+    }
+    pthread_mutex_unlock(&x->mu);
+    if (!ok) {
+        orion__http_set(err, 500, "server_error", "model '%.100s' is not a sentence encoder", x->id);
+        return ORION_ERR_UNSUPPORTED;
+    }
+    return ORION_OK;
+}
+
+/* True when the manager holds x now. */
+static bool manager_holds(orion__model *x) {
+    orion_model_status st[64];
+    int n = orion_manager_status(x->owner->mgr, st, 64);
+    for (int k = 0; k < n && k < 64; k++)
+        if (strcmp(st[k].id, x->id) == 0) return true;
+    return false;
+}
+
+void orion__model_keep_alive(orion__model *x, double keep_alive) {
+    if (keep_alive == ORION_KEEP_ALIVE_DEFAULT) return;
+    if (x->builtin) {
+        if (keep_alive == 0) {
+            pthread_mutex_lock(&x->mu);
+            x->unload_req = true;
+            pthread_cond_signal(&x->cv);
+            pthread_mutex_unlock(&x->mu);
+        }
+        return;
+    }
+    if (keep_alive == 0) {
+        orion_manager_unload(x->owner->mgr, x->id); /* in use or not loaded: nothing to do */
+        return;
+    }
+    if (!manager_holds(x)) return;
+    orion__http_error err;
+    orion_model_lease *lease = NULL;
+    if (orion__model_lease(x, keep_alive, &lease, &err) == ORION_OK) orion_manager_release(x->owner->mgr, lease);
+}
+
+/* Frees the built-in model's handle now unless a pass uses it or jobs wait
+ * (ORION_ERR_BUSY); ORION_ERR_NOT_FOUND when it is not loaded. */
+static orion_status builtin_unload(orion__model *x) {
+    orion_status st = ORION_OK;
+    void *h = NULL;
+    pthread_mutex_lock(&x->mu);
+    if (!x->h) st = ORION_ERR_NOT_FOUND;
+    else if (x->busy || x->head) st = ORION_ERR_BUSY;
+    else {
+        h = x->h;
+        x->h = NULL;
+        x->unload_req = false;
+    }
+    pthread_mutex_unlock(&x->mu);
+    if (h) {
+        x->be->free(h);
+        ORION_LOG_I("model '%s' unloaded", x->id);
+    }
     return st;
 }
 
-orion_status orion__model_embed(orion__model *x, const char *const *texts, const size_t *lens, int32_t n,
-                                int truncate, float *out, int32_t *n_tokens, orion__http_error *err) {
-    job j;
-    memset(&j, 0, sizeof j);
-    j.texts = texts;
-    j.lens = lens;
-    j.n = n;
-    j.truncate = truncate;
-    j.out = out;
-    j.n_tokens = n_tokens;
-    pthread_mutex_lock(&x->mu);
-    if (x->stop) {
-        pthread_mutex_unlock(&x->mu);
-        fail_job(&j, 503, "overloaded_error", "the server is shutting down");
-        *err = j.err;
-        return ORION_ERR_BUSY;
+orion_status orion__model_control(orion__model *x, double keep_alive, bool *unloaded, orion__http_error *err) {
+    *unloaded = false;
+    if (keep_alive == 0) {
+        *unloaded = true;
+        orion_status st = x->builtin ? builtin_unload(x) : orion_manager_unload(x->owner->mgr, x->id);
+        if (st == ORION_ERR_BUSY) {
+            orion__http_set(err, 409, "conflict_error", "model '%.100s' is in use; retry when its requests end", x->id);
+            return st;
+        }
+        return ORION_OK; /* unloaded now, or was not loaded */
     }
-    if (x->queued > 0 && x->queued + n > x->owner->p.max_queue) {
+    if (x->builtin) {
+        pthread_mutex_lock(&x->mu);
+        orion_status st = orion__builtin_load_locked(x);
         pthread_mutex_unlock(&x->mu);
-        pthread_mutex_lock(&x->owner->mu);
-        x->owner->stats.rejected_queue++;
-        pthread_mutex_unlock(&x->owner->mu);
-        char msg[256];
-        snprintf(msg, sizeof msg, "the queue of model '%s' is full (%d inputs); retry shortly", x->id,
-                 x->owner->p.max_queue);
-        fail_job(&j, 503, "overloaded_error", msg);
-        *err = j.err;
-        return ORION_ERR_BUSY;
+        if (st != ORION_OK) orion__http_set(err, 500, "server_error", "model '%.100s' failed to load", x->id);
+        return st;
     }
-    if (x->tail) x->tail->next = &j; else x->head = &j;
-    x->tail = &j;
-    x->queued += n;
-    x->last_used = orion__now();
-    pthread_cond_signal(&x->cv);
-    while (!j.done) pthread_cond_wait(&x->done_cv, &x->mu);
-    pthread_mutex_unlock(&x->mu);
-    if (j.st != ORION_OK) *err = j.err;
-    return j.st;
+    orion_model_lease *lease = NULL;
+    orion_status st = orion__model_lease(x, keep_alive, &lease, err);
+    if (st == ORION_OK) orion_manager_release(x->owner->mgr, lease);
+    return st;
 }
 
 orion_status orion__models_unload(orion__models *m, const char *id, orion__http_error *err) {
-    orion__model *x = orion__models_find(m, id);
+    orion__model *x = id && *id ? orion__models_find(m, id) : NULL;
     if (!x) {
-        err->code = 404;
-        snprintf(err->type, sizeof err->type, "not_found_error");
-        snprintf(err->message, sizeof err->message, "model '%s' not found", id ? id : "");
+        orion__http_set(err, 404, "not_found_error", "model '%.100s' not found", id ? id : "");
         return ORION_ERR_NOT_FOUND;
     }
-    pthread_mutex_lock(&x->mu);
-    x->unload_req = true;
-    pthread_cond_signal(&x->cv);
-    if (x->is_llm) {
-        for (int k = 0; k < x->n_slots; k++) {
-            if (x->slots[k] && !x->slot_busy[k]) {
-                orion_llm_free(x->slots[k]);
-                x->slots[k] = NULL;
-            }
-        }
-        x->unload_req = false;
-    }
-    pthread_mutex_unlock(&x->mu);
-    return ORION_OK;
-}
-
-bool orion__model_is_llm(const orion__model *x) { return x->is_llm; }
-
-orion_status orion__model_llm_acquire(orion__model *x, orion_llm **llm, int *slot, orion__http_error *err) {
-    if (!x->is_llm) {
-        err->code = 400;
-        snprintf(err->type, sizeof err->type, "invalid_request_error");
-        snprintf(err->message, sizeof err->message, "model '%s' is an embedding model; it cannot generate", x->id);
-        return ORION_ERR_UNSUPPORTED;
-    }
-    pthread_mutex_lock(&x->mu);
-    /* first come, first served: wait for our ticket, then a free slot */
-    uint64_t me = x->ticket_next++;
-    int k = -1;
-    for (;;) {
-        if (x->stop) break;
-        if (me == x->ticket_serving) {
-            for (int i = 0; i < x->n_slots && k < 0; i++) {
-                if (!x->slot_busy[i]) k = i;
-            }
-            if (k >= 0) break;
-        }
-        pthread_cond_wait(&x->slot_cv, &x->mu);
-    }
-    x->ticket_serving++;
-    pthread_cond_broadcast(&x->slot_cv);
-    if (k < 0) {
-        pthread_mutex_unlock(&x->mu);
-        err->code = 503;
-        snprintf(err->type, sizeof err->type, "overloaded_error");
-        snprintf(err->message, sizeof err->message, "the server is shutting down");
-        return ORION_ERR_BUSY;
-    }
-    x->slot_busy[k] = true;
-    x->last_used = orion__now();
-    orion_status st = llm_slot_load(x, k);
-    if (st != ORION_OK) {
-        x->slot_busy[k] = false;
-        pthread_cond_broadcast(&x->slot_cv);
-        pthread_mutex_unlock(&x->mu);
-        err->code = 500;
-        snprintf(err->type, sizeof err->type, "server_error");
-        char why[256];
-        snprintf(why, sizeof why, "%s", orion_last_error());
-        snprintf(err->message, sizeof err->message, "model '%.60s' failed to load: %.160s", x->id, why);
-        return st;
-    }
-    *llm = x->slots[k];
-    *slot = k;
-    pthread_mutex_unlock(&x->mu);
-    return ORION_OK;
-}
-
-void orion__model_llm_release(orion__model *x, int slot) {
-    pthread_mutex_lock(&x->mu);
-    if (slot >= 0 && slot < x->n_slots) x->slot_busy[slot] = false;
-    x->last_used = orion__now();
-    pthread_cond_broadcast(&x->slot_cv);
-    pthread_mutex_unlock(&x->mu);
+    orion_status st = x->builtin ? builtin_unload(x) : orion_manager_unload(m->mgr, x->id);
+    if (st == ORION_ERR_NOT_FOUND) orion__http_set(err, 404, "not_found_error", "model '%.100s' is not loaded", x->id);
+    else if (st == ORION_ERR_BUSY)
+        orion__http_set(err, 409, "conflict_error", "model '%.100s' is in use; retry when its requests end", x->id);
+    else if (st != ORION_OK) orion__http_set(err, 500, "server_error", "%.200s", orion_last_error());
+    return st;
 }
 
 void orion__models_batch_stats(orion__models *m, orion__batch_stats *out) {

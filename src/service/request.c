@@ -50,6 +50,7 @@ orion_status orion__embed_request_parse(const char *body, size_t len, int api, i
                                         orion__embed_request *out, orion__http_error *err) {
     memset(out, 0, sizeof *out);
     out->truncate = -1;
+    out->keep_alive = ORION_KEEP_ALIVE_DEFAULT;
     if (!body || len == 0)
         return bad(err, ORION_ERR_FORMAT, 400, "invalid_request_error", "the request body is empty");
     cJSON *root = cJSON_ParseWithLength(body, len);
@@ -76,9 +77,13 @@ orion_status orion__embed_request_parse(const char *body, size_t len, int api, i
         }
         snprintf(out->model, sizeof out->model, "%s", model->valuestring);
     }
+    if ((st = orion__keep_alive_field(cJSON_GetObjectItemCaseSensitive(root, "keep_alive"), &out->keep_alive, err)) !=
+        ORION_OK)
+        goto done;
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(root, "input");
     if (!input && api == ORION__API_OLLAMA) input = cJSON_GetObjectItemCaseSensitive(root, "prompt");
     if (!input) {
+        out->no_input = true;
         st = bad(err, ORION_ERR_FORMAT, 400, "invalid_request_error", "missing 'input'");
         goto done;
     }
@@ -139,10 +144,6 @@ orion_status orion__embed_request_parse(const char *body, size_t len, int api, i
         }
         out->truncate = cJSON_IsTrue(trunc) ? 1 : 0;
     }
-    const cJSON *ka = cJSON_GetObjectItemCaseSensitive(root, "keep_alive");
-    if (ka && ((cJSON_IsNumber(ka) && ka->valuedouble == 0) ||
-               (cJSON_IsString(ka) && (strcmp(ka->valuestring, "0") == 0 || strcmp(ka->valuestring, "0s") == 0))))
-        out->keep_alive_zero = 1;
     /* copy the texts into one block: n pointers, n lengths, the bytes */
     size_t bytes = 0;
     const cJSON *first = out->single ? input : input->child;
@@ -169,6 +170,24 @@ orion_status orion__embed_request_parse(const char *body, size_t len, int api, i
 done:
     cJSON_Delete(root);
     return st;
+}
+
+orion_status orion__keep_alive_field(const struct cJSON *v, double *out, orion__http_error *err) {
+    *out = ORION_KEEP_ALIVE_DEFAULT;
+    if (!v || cJSON_IsNull(v)) return ORION_OK;
+    double s = 0;
+    bool ok = false;
+    if (cJSON_IsNumber(v)) {
+        s = v->valuedouble;
+        ok = true;
+    } else if (cJSON_IsString(v)) {
+        ok = orion_keep_alive_parse(v->valuestring, &s) == ORION_OK;
+    }
+    if (!ok || !isfinite(s))
+        return bad(err, ORION_ERR_FORMAT, 400, "invalid_request_error",
+                   "'keep_alive' must be a number of seconds or a duration such as \"5m\" or \"1h30m\"");
+    *out = s < 0 ? -1.0 : s; /* any negative value: keep the model loaded */
+    return ORION_OK;
 }
 
 orion_status orion__model_request_parse(const char *body, size_t len, char *model, size_t model_size,

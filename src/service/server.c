@@ -14,9 +14,19 @@
  * that we create, chmod (0600 by default) and hand to a second daemon with
  * MHD_OPTION_LISTEN_SOCKET. Both daemons share the handler.
  *
- * Stop. Both daemons are quiesced (no new connections), in-flight requests
- * are waited for (up to the timeout), the daemons and the batchers are
- * stopped, then the cache snapshot is written.
+ * Models. The server holds its models through a model manager (its own,
+ * made from registry_path / config_path, or one the application lends):
+ * models.c leases a model for each embedding pass or generation request.
+ * The server subscribes once to the manager's events: each goes to the
+ * /events streams (events.c); `pressure` events resize the cache (half at
+ * high, a 1 MiB floor at critical, back when it eases); `unloaded` events
+ * drop a generation model's extra slots.
+ *
+ * Stop. Both daemons are quiesced (no new connections), the /events streams
+ * are ended, in-flight requests are waited for (up to the timeout), the
+ * daemons are stopped, the manager subscription is removed, the batchers
+ * are stopped and the models released (and the server's own manager
+ * freed), then the cache snapshot is written.
  */
 #include "service/service.h"
 
@@ -40,15 +50,22 @@
 struct orion_server {
     orion_server_params p;
     char               *host, *socket_path, *api_key, *cache_path;
-    char              **model_ids, **model_paths;
-    orion_server_model *model_list;
     struct MHD_Daemon  *tcp, *unx;
     int                 unix_fd;
+    bool                socket_bound; /* we created socket_path: removed at stop */
     int                 port;
+    orion_manager      *mgr;
+    bool                own_mgr;      /* made here: freed at stop */
+    int                 mgr_sub;      /* subscription id, 0 = none */
+    orion__events      *events;
     orion__models      *models;
     orion_cache        *cache;
+    /* the cache's bounds: as configured, and now (pressure may lower them) */
+    pthread_mutex_t     pressure_mu;
+    size_t              cache_bytes, cache_entries, cache_cur_bytes, cache_cur_entries;
+    uint64_t            cache_shrinks;
     orion__metrics      metrics;
-    atomic_int          in_flight;
+    atomic_int          in_flight;    /* requests, /events streams excepted */
     atomic_bool         stopping;
     bool                stopped;
 };
@@ -56,6 +73,7 @@ struct orion_server {
 typedef struct req_state {
     orion__buf body;
     bool       too_large;
+    bool       stream;     /* an /events stream: not counted in flight */
     double     t0;
 } req_state;
 
@@ -75,8 +93,8 @@ orion_server_params orion_server_default_params(void) {
     p.batching = true;
     p.batch_tokens = 8192;
     p.batch_wait_us = 2000;
-    p.cache_bytes = (size_t)256 << 20;
-    p.cache_entries = (size_t)1 << 20;
+    p.cache_bytes = ORION_CACHE_AUTO;
+    p.cache_entries = ORION_CACHE_AUTO;
     p.cache_policy = ORION_CACHE_WTINYLFU;
     p.gen_slots = 2;
     return p;
@@ -152,13 +170,29 @@ static int embed_endpoint(orion_server *s, struct MHD_Connection *c, int api, co
     orion__buf b = {0};
     int code = 200;
     double t0 = orion__now();
-    if (orion__embed_request_parse(r->body.p, r->body.len, api, s->p.max_inputs, &req, &err) != ORION_OK) goto fail;
+    orion_status pst = orion__embed_request_parse(r->body.p, r->body.len, api, s->p.max_inputs, &req, &err);
+    bool control = pst != ORION_OK && req.no_input && api == ORION__API_OLLAMA;
+    if (pst != ORION_OK && !control) goto fail;
     orion__model *m = orion__models_find(s->models, req.model);
     if (!m) {
-        err.code = 404;
-        snprintf(err.type, sizeof err.type, "not_found_error");
-        snprintf(err.message, sizeof err.message, "model '%s' not found", req.model);
+        orion__http_set(&err, 404, "not_found_error", "model '%.100s' not found", req.model);
         goto fail;
+    }
+    if (control) { /* Ollama: no input loads the model; with keep_alive 0 it unloads it */
+        bool unloaded = false;
+        if (orion__model_is_llm(m)) {
+            orion__http_set(&err, 400, "invalid_request_error", "model '%.100s' generates text; it gives no embeddings",
+                            orion__model_id(m));
+            goto fail;
+        }
+        if (orion__model_control(m, req.keep_alive, &unloaded, &err) != ORION_OK) goto fail;
+        orion__buf_puts(&b, "{\"model\":");
+        orion__buf_json_str(&b, orion__model_id(m), strlen(orion__model_id(m)));
+        orion__buf_printf(&b, ",\"embeddings\":[],\"total_duration\":%lld,\"load_duration\":0,\"prompt_eval_count\":0,"
+                              "\"done_reason\":\"%s\"}",
+                          (long long)((orion__now() - t0) * 1e9), unloaded ? "unload" : "load");
+        send_buf(c, 200, "application/json", &b, false);
+        goto done;
     }
     int32_t dim = 0;
     char ns[256];
@@ -204,7 +238,8 @@ static int embed_endpoint(orion_server *s, struct MHD_Connection *c, int api, co
             snprintf(err.message, sizeof err.message, "out of memory");
             goto fail;
         }
-        orion_status st = orion__model_embed(m, miss_txt, miss_len, n_miss, req.truncate, mv, n_tok, &err);
+        orion_status st = orion__model_embed(m, miss_txt, miss_len, n_miss, req.truncate, req.keep_alive, dim, mv,
+                                             n_tok, ns, sizeof ns, &err);
         if (st == ORION_OK) {
             for (int32_t k = 0; k < n_miss; k++) {
                 int32_t i = miss_idx[k];
@@ -215,6 +250,8 @@ static int embed_endpoint(orion_server *s, struct MHD_Connection *c, int api, co
         }
         if (mv != vecs) orion__free(mv);
         if (st != ORION_OK) goto fail;
+    } else {
+        orion__model_keep_alive(m, req.keep_alive); /* the model was not needed */
     }
     if (api == ORION__API_OPENAI) {
         orion__buf_puts(&b, "{\"object\":\"list\",\"data\":[");
@@ -238,7 +275,6 @@ static int embed_endpoint(orion_server *s, struct MHD_Connection *c, int api, co
         }
         orion__buf_printf(&b, "],\"total_duration\":%lld,\"load_duration\":0,\"prompt_eval_count\":%lld}",
                           (long long)((orion__now() - t0) * 1e9), (long long)tokens);
-        if (req.keep_alive_zero) orion__models_unload(s->models, orion__model_id(m), &err);
     }
     send_buf(c, 200, "application/json", &b, false);
     goto done;
@@ -305,10 +341,17 @@ static int list_endpoint(orion_server *s, struct MHD_Connection *c, int ep) {
             if (k++) orion__buf_puts(&b, ",");
             model_details(&b, &d);
             if (ep == ORION__EP_PS) {
-                char when[40];
-                iso_time((double)time(NULL) + 24 * 3600.0, when, sizeof when);
+                /* Ollama's fields, then the manager's view */
+                char when[40] = "9999-12-31T23:59:59Z"; /* kept until unloaded, or in use */
+                if (d.expires_in >= 0) iso_time((double)time(NULL) + d.expires_in, when, sizeof when);
                 orion__buf_printf(&b, ",\"expires_at\":\"%s\",\"size_vram\":0,\"resident_bytes\":%zu", when,
                                   d.resident_bytes);
+                if (!d.builtin)
+                    orion__buf_printf(&b,
+                                      ",\"level\":\"%s\",\"refs\":%d,\"expires_in\":%.3f,\"mapped_bytes\":%llu,"
+                                      "\"heap_bytes\":%llu,\"need_bytes\":%llu",
+                                      d.level, d.refs, d.expires_in, (unsigned long long)d.mapped_bytes,
+                                      (unsigned long long)d.heap_bytes, (unsigned long long)d.need_bytes);
             }
             orion__buf_puts(&b, "}");
         }
@@ -327,6 +370,33 @@ static size_t process_rss(void) {
     return ok ? (size_t)rss * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
+/* The manager's and the server's own gauges, after metrics.c's. */
+static void server_metrics(orion_server *s, orion__buf *b) {
+    orion_device_profile prof;
+    orion_manager_profile(s->mgr, &prof);
+    pthread_mutex_lock(&s->pressure_mu);
+    uint64_t shrinks = s->cache_shrinks;
+    pthread_mutex_unlock(&s->pressure_mu);
+    int streams = 0;
+    uint64_t published = 0, dropped = 0;
+    orion__events_stats(s->events, &streams, &published, &dropped);
+    orion__buf_printf(b,
+                      "# HELP orion_memory_pressure_level The manager's memory pressure: 0 low, 1 medium, 2 high, "
+                      "3 critical.\n# TYPE orion_memory_pressure_level gauge\norion_memory_pressure_level %d\n"
+                      "# HELP orion_memory_budget_bytes The manager's memory budget (its tier: %s).\n"
+                      "# TYPE orion_memory_budget_bytes gauge\norion_memory_budget_bytes %llu\n"
+                      "# HELP orion_cache_shrinks_total Times memory pressure lowered the cache's bounds.\n"
+                      "# TYPE orion_cache_shrinks_total counter\norion_cache_shrinks_total %llu\n"
+                      "# HELP orion_events_subscribers Open /events streams.\n"
+                      "# TYPE orion_events_subscribers gauge\norion_events_subscribers %d\n"
+                      "# TYPE orion_events_published_total counter\norion_events_published_total %llu\n"
+                      "# HELP orion_events_dropped_total Events dropped from full stream queues.\n"
+                      "# TYPE orion_events_dropped_total counter\norion_events_dropped_total %llu\n",
+                      (int)orion_manager_pressure(s->mgr), prof.tier.name, (unsigned long long)prof.budget,
+                      (unsigned long long)shrinks, streams,
+                      (unsigned long long)published, (unsigned long long)dropped);
+}
+
 /* ---- routing ---------------------------------------------------------------------- */
 
 static int route(const char *url) {
@@ -337,7 +407,8 @@ static int route(const char *url) {
              {"/api/tags", ORION__EP_TAGS},             {"/api/ps", ORION__EP_PS},       {"/api/unload", ORION__EP_UNLOAD},
              {"/healthz", ORION__EP_HEALTH},            {"/metrics", ORION__EP_METRICS}, {"/embeddings", ORION__EP_EMBEDDINGS},
              {"/v1/completions", ORION__EP_COMPLETIONS}, {"/v1/chat/completions", ORION__EP_CHAT},
-             {"/api/generate", ORION__EP_GENERATE},     {"/api/chat", ORION__EP_OLLAMA_CHAT}};
+             {"/api/generate", ORION__EP_GENERATE},     {"/api/chat", ORION__EP_OLLAMA_CHAT},
+             {"/events", ORION__EP_EVENTS}};
     for (size_t i = 0; i < ORION_ARRAY_LEN(R); i++) {
         if (strcmp(url, R[i].path) == 0) return R[i].ep;
     }
@@ -389,6 +460,14 @@ static int dispatch(orion_server *s, struct MHD_Connection *c, const char *url, 
     case ORION__EP_CHAT:
     case ORION__EP_GENERATE:
     case ORION__EP_OLLAMA_CHAT: return orion__generate_serve(s->models, c, ep, r->body.p, r->body.len);
+    case ORION__EP_EVENTS: {
+        int code = orion__events_serve(s->events, c);
+        if (code == 200) { /* a stream, not a request in flight: stop ends it */
+            r->stream = true;
+            atomic_fetch_sub(&s->in_flight, 1);
+        }
+        return code;
+    }
     case ORION__EP_MODELS:
     case ORION__EP_TAGS:
     case ORION__EP_PS: return list_endpoint(s, c, ep);
@@ -401,10 +480,10 @@ static int dispatch(orion_server *s, struct MHD_Connection *c, const char *url, 
             return err.code;
         }
         orion__buf b = {0};
-        orion__buf_puts(&b, "{\"status\":\"unloading\",\"model\":");
+        orion__buf_puts(&b, "{\"model\":");
         const char *id = orion__model_id(orion__models_find(s->models, model));
         orion__buf_json_str(&b, id, strlen(id));
-        orion__buf_puts(&b, "}");
+        orion__buf_puts(&b, ",\"unloaded\":true}");
         send_buf(c, 200, "application/json", &b, false);
         return 200;
     }
@@ -420,6 +499,7 @@ static int dispatch(orion_server *s, struct MHD_Connection *c, const char *url, 
         orion__metrics_render(&s->metrics, &b, s->models, s->cache);
         orion__buf_printf(&b, "# TYPE orion_process_resident_bytes gauge\norion_process_resident_bytes %zu\n",
                           process_rss());
+        server_metrics(s, &b);
         send_buf(c, 200, "text/plain; version=0.0.4", &b, false);
         return 200;
     }
@@ -469,10 +549,10 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     orion_server *s = cls;
     req_state *r = *con_cls;
     if (!r) return;
+    if (!r->stream) atomic_fetch_sub(&s->in_flight, 1);
     orion__buf_free(&r->body);
     orion__free(r);
     *con_cls = NULL;
-    atomic_fetch_sub(&s->in_flight, 1);
 }
 
 /* ---- start / stop ------------------------------------------------------------------ */
@@ -510,6 +590,7 @@ static orion_status open_unix(orion_server *s) {
     mode_t old = umask(0177);
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
     umask(old);
+    if (rc == 0) s->socket_bound = true;
     if (rc != 0 || chmod(s->socket_path, (mode_t)s->p.socket_mode) != 0 || listen(fd, 128) != 0) {
         orion_status e = orion__fail(ORION_ERR_IO, "%s: %s", s->socket_path, strerror(errno));
         close(fd);
@@ -519,30 +600,68 @@ static orion_status open_unix(orion_server *s) {
     return ORION_OK;
 }
 
-orion_status orion_server_start(const orion_server_params *params, orion_server **out) {
-    if (!params || !out) return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: NULL argument");
-    *out = NULL;
-    if (params->n_models < 1 || !params->models)
-        return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: no models to serve");
-    bool want_tcp = params->host && *params->host && params->port >= 0;
-    if (!want_tcp && !(params->socket_path && *params->socket_path))
-        return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: neither a TCP address nor a socket path");
-    orion_server *s = orion__calloc(1, sizeof *s);
-    if (!s) return orion__fail(ORION_ERR_NOMEM, "no memory");
-    orion_status st = ORION_OK;
-    s->p = *params;
-    s->unix_fd = -1;
-    s->port = -1;
-    orion__metrics_init(&s->metrics);
-    s->host = dup_or_null(params->host);
-    s->socket_path = dup_or_null(params->socket_path);
-    s->api_key = dup_or_null(params->api_key);
-    s->cache_path = dup_or_null(params->cache_path);
-    if (s->p.max_inputs <= 0) s->p.max_inputs = 2048;
-    if (s->p.max_body == 0) s->p.max_body = (size_t)4 << 20;
-    if (s->p.max_connections <= 0) s->p.max_connections = 256;
-    if (s->p.socket_mode == 0) s->p.socket_mode = 0600;
+/* ---- the manager's events ------------------------------------------------------------ */
 
+/* Sets the cache's bounds for a pressure level: as configured when low or
+ * medium, half at high, a floor of 1 MiB / 1024 entries at critical. */
+static void cache_for_pressure(orion_server *s, orion_pressure level) {
+    if (!s->cache) return;
+    size_t tb = s->cache_bytes, te = s->cache_entries;
+    if (level == ORION_PRESSURE_HIGH) {
+        tb = ORION_MAX(tb / 2, (size_t)1);
+        te = te ? ORION_MAX(te / 2, (size_t)1) : 0;
+    } else if (level >= ORION_PRESSURE_CRITICAL) {
+        tb = ORION_MIN(tb, (size_t)1 << 20);
+        te = te ? ORION_MIN(te, (size_t)1024) : 0;
+    }
+    pthread_mutex_lock(&s->pressure_mu);
+    if (tb != s->cache_cur_bytes || te != s->cache_cur_entries) {
+        bool shrink = tb < s->cache_cur_bytes || te < s->cache_cur_entries;
+        orion_cache_stats before, after;
+        orion_cache_get_stats(s->cache, &before);
+        orion_cache_shrink(s->cache, tb, te);
+        orion_cache_get_stats(s->cache, &after);
+        if (shrink) {
+            s->cache_shrinks++;
+            ORION_LOG_W("cache: memory pressure %s: bounds %.1f MiB / %zu entries (were %.1f MiB / %zu), "
+                        "%llu entries evicted",
+                        orion_pressure_name(level), (double)tb / 1048576.0, te, (double)s->cache_cur_bytes / 1048576.0,
+                        s->cache_cur_entries, (unsigned long long)(after.evictions - before.evictions));
+        } else {
+            ORION_LOG_I("cache: memory pressure %s: bounds back to %.1f MiB / %zu entries", orion_pressure_name(level),
+                        (double)tb / 1048576.0, te);
+        }
+        s->cache_cur_bytes = tb;
+        s->cache_cur_entries = te;
+    }
+    pthread_mutex_unlock(&s->pressure_mu);
+}
+
+/* Called by the manager, without its locks, on the thread that caused the
+ * event; never with a lock of ours held (models_internal.h). */
+static void on_manager_event(const orion_manager_event *e, void *user) {
+    orion_server *s = user;
+    orion__events_publish(s->events, e);
+    if (e->type == ORION_EVENT_PRESSURE) cache_for_pressure(s, e->pressure);
+    else if (e->type == ORION_EVENT_UNLOADED) orion__models_on_unloaded(s->models, e->model);
+}
+
+/* ---- start / stop (continued) ------------------------------------------------------------ */
+
+static orion_status start_models(orion_server *s, const orion_server_params *params) {
+    orion_status st;
+    if (params->manager) {
+        s->mgr = params->manager;
+    } else {
+        orion_manager_params mp = orion_manager_default_params();
+        mp.profile.config_path = params->config_path;
+        mp.n_threads = params->n_threads;
+        mp.embed_max_tokens = params->max_tokens;
+        if ((st = orion_manager_init(&mp, &s->mgr)) != ORION_OK) return st;
+        s->own_mgr = true;
+    }
+    if (params->registry_path && (st = orion_manager_load_registry(s->mgr, params->registry_path)) != ORION_OK)
+        return st;
     orion__models_params mp;
     memset(&mp, 0, sizeof mp);
     mp.max_tokens = params->max_tokens;
@@ -554,25 +673,98 @@ orion_status orion_server_start(const orion_server_params *params, orion_server 
     mp.n_threads = params->n_threads;
     mp.gen_slots = params->gen_slots;
     mp.gen_ctx = params->gen_ctx;
-    if ((st = orion__models_init(&mp, &s->models)) != ORION_OK) goto fail;
+    mp.manager = s->mgr;
+    if ((st = orion__models_init(&mp, &s->models)) != ORION_OK) return st;
     for (int i = 0; i < params->n_models; i++) {
         if ((st = orion__models_add(s->models, params->models[i].id, params->models[i].path, params->load_eagerly)) !=
             ORION_OK)
-            goto fail;
+            return st;
     }
-    if (params->cache_bytes > 0) {
-        orion_cache_params cp = orion_cache_default_params();
-        cp.max_bytes = params->cache_bytes;
-        cp.max_entries = params->cache_entries;
-        cp.policy = params->cache_policy;
-        if ((st = orion_cache_init(&cp, &s->cache)) != ORION_OK) goto fail;
-        if (s->cache_path) {
-            size_t n = 0;
-            orion_status ls = orion_cache_load(s->cache, s->cache_path, &n);
-            if (ls == ORION_OK) ORION_LOG_I("cache: %zu entries from %s", n, s->cache_path);
-            else if (ls != ORION_ERR_NOT_FOUND) ORION_LOG_W("cache snapshot ignored: %s", orion_last_error());
-        }
+    /* then every other model the manager knows: the registry's */
+    for (int i = 0;; i++) {
+        const char *id = orion_manager_model_id(s->mgr, i);
+        if (!id) break;
+        char copy[64];
+        snprintf(copy, sizeof copy, "%s", id);
+        orion__model *have = orion__models_find(s->models, copy);
+        if (have && strcmp(orion__model_id(have), copy) == 0) continue; /* a --model */
+        if ((st = orion__models_add_registered(s->models, copy, params->load_eagerly)) != ORION_OK) return st;
     }
+    if (orion__models_count(s->models) == 0)
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: no models to serve");
+    return ORION_OK;
+}
+
+static orion_status start_cache(orion_server *s, const orion_server_params *params) {
+    size_t bytes = params->cache_bytes, entries = params->cache_entries;
+    bool from_tier = bytes == ORION_CACHE_AUTO;
+    if (from_tier) {
+        orion_device_profile prof;
+        orion_manager_profile(s->mgr, &prof);
+        uint64_t b = prof.budget / 32;
+        bytes = (size_t)ORION_MAX((uint64_t)1 << 20, ORION_MIN(b, (uint64_t)256 << 20));
+    }
+    if (entries == ORION_CACHE_AUTO) entries = ORION_MAX(bytes / 256, (size_t)1);
+    if (bytes == 0) return ORION_OK;
+    orion_cache_params cp = orion_cache_default_params();
+    cp.max_bytes = bytes;
+    cp.max_entries = entries;
+    cp.policy = params->cache_policy;
+    orion_status st = orion_cache_init(&cp, &s->cache);
+    if (st != ORION_OK) return st;
+    s->cache_bytes = s->cache_cur_bytes = bytes;
+    s->cache_entries = s->cache_cur_entries = entries;
+    ORION_LOG_I("cache: %.1f MiB, %zu entries%s", (double)bytes / 1048576.0, entries,
+                from_tier ? " (budget / 32, at most 256 MiB)" : "");
+    if (s->cache_path) {
+        size_t n = 0;
+        orion_status ls = orion_cache_load(s->cache, s->cache_path, &n);
+        if (ls == ORION_OK) ORION_LOG_I("cache: %zu entries from %s", n, s->cache_path);
+        else if (ls != ORION_ERR_NOT_FOUND) ORION_LOG_W("cache snapshot ignored: %s", orion_last_error());
+    }
+    return ORION_OK;
+}
+
+orion_status orion_server_start(const orion_server_params *params, orion_server **out) {
+    if (!params || !out) return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: NULL argument");
+    *out = NULL;
+    if (params->n_models < 0 || (params->n_models > 0 && !params->models))
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: bad model list");
+    if (params->manager && params->config_path)
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: a config file is for the server's own manager");
+    bool want_tcp = params->host && *params->host && params->port >= 0;
+    if (!want_tcp && !(params->socket_path && *params->socket_path))
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: neither a TCP address nor a socket path");
+    orion_server *s = orion__calloc(1, sizeof *s);
+    if (!s) return orion__fail(ORION_ERR_NOMEM, "no memory");
+    orion_status st = ORION_OK;
+    s->p = *params;
+    s->unix_fd = -1;
+    s->port = -1;
+    orion__metrics_init(&s->metrics);
+    pthread_mutex_init(&s->pressure_mu, NULL);
+    s->host = dup_or_null(params->host);
+    s->socket_path = dup_or_null(params->socket_path);
+    s->api_key = dup_or_null(params->api_key);
+    s->cache_path = dup_or_null(params->cache_path);
+    s->p.registry_path = s->p.config_path = NULL; /* not kept */
+    s->p.models = NULL;
+    if (s->p.max_inputs <= 0) s->p.max_inputs = 2048;
+    if (s->p.max_body == 0) s->p.max_body = (size_t)4 << 20;
+    if (s->p.max_connections <= 0) s->p.max_connections = 256;
+    if (s->p.socket_mode == 0) s->p.socket_mode = 0600;
+
+    if ((st = orion__events_init(0, &s->events)) != ORION_OK) goto fail;
+    if ((st = start_models(s, params)) != ORION_OK) goto fail;
+    if ((st = start_cache(s, params)) != ORION_OK) goto fail;
+    /* the table is complete: from now on the manager's events reach it */
+    s->mgr_sub = orion_manager_subscribe(s->mgr, on_manager_event, s);
+    if (s->mgr_sub < 0) {
+        st = (orion_status)s->mgr_sub;
+        s->mgr_sub = 0;
+        goto fail;
+    }
+    cache_for_pressure(s, orion_manager_pressure(s->mgr));
     if (want_tcp) {
         struct sockaddr_in sa;
         memset(&sa, 0, sizeof sa);
@@ -630,9 +822,16 @@ orion_status orion_server_stop(orion_server *s, int timeout_ms) {
     MHD_socket q1 = MHD_INVALID_SOCKET, q2 = MHD_INVALID_SOCKET;
     if (s->tcp) q1 = MHD_quiesce_daemon(s->tcp);
     if (s->unx) q2 = MHD_quiesce_daemon(s->unx);
-    /* drain: requests already being read or embedded finish normally */
+    /* the /events streams end now; they would never drain */
+    orion__events_close(s->events);
+    /* drain: requests already being read or embedded finish normally, and
+     * the ended streams send their last chunk */
     double until = orion__now() + (timeout_ms > 0 ? timeout_ms : 0) / 1000.0;
-    while (atomic_load(&s->in_flight) > 0 && orion__now() < until) {
+    for (;;) {
+        int streams = 0;
+        uint64_t published, dropped;
+        if (s->events) orion__events_stats(s->events, &streams, &published, &dropped);
+        if ((atomic_load(&s->in_flight) == 0 && streams == 0) || orion__now() >= until) break;
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }
@@ -646,9 +845,17 @@ orion_status orion_server_stop(orion_server *s, int timeout_ms) {
         close(s->unix_fd);
         s->unix_fd = -1;
     }
-    if (s->socket_path) unlink(s->socket_path);
+    if (s->socket_bound) unlink(s->socket_path);
+    s->socket_bound = false;
+    /* no connection is left: no more leases are taken. Once unsubscribed
+     * (which waits for a delivery in progress), no event reaches us. */
+    if (s->mgr_sub > 0) orion_manager_unsubscribe(s->mgr, s->mgr_sub);
+    s->mgr_sub = 0;
     orion__models_free(s->models);
     s->models = NULL;
+    if (s->own_mgr) orion_manager_free(s->mgr);
+    s->mgr = NULL;
+    s->own_mgr = false;
     orion_status st = ORION_OK;
     if (s->cache && s->cache_path) {
         st = orion_cache_save(s->cache, s->cache_path);
@@ -659,17 +866,11 @@ orion_status orion_server_stop(orion_server *s, int timeout_ms) {
 
 void orion_server_free(orion_server *s) {
     if (!s) return;
-    if (s->tcp || s->unx || s->models) {
-        if (!s->stopped) orion_server_stop(s, 0);
-        else {
-            if (s->tcp) MHD_stop_daemon(s->tcp);
-            if (s->unx) MHD_stop_daemon(s->unx);
-            orion__models_free(s->models);
-        }
-    }
-    if (s->unix_fd >= 0) close(s->unix_fd);
+    orion_server_stop(s, 0);
+    orion__events_free(s->events);
     orion_cache_free(s->cache);
     orion__metrics_destroy(&s->metrics);
+    pthread_mutex_destroy(&s->pressure_mu);
     orion__free(s->host);
     orion__free(s->socket_path);
     orion__free(s->api_key);

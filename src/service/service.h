@@ -31,6 +31,9 @@ typedef struct orion__http_error {
     char message[256];
 } orion__http_error;
 
+/* Fills *err (models.c). */
+void orion__http_set(orion__http_error *err, int code, const char *type, const char *fmt, ...) ORION_PRINTF(4, 5);
+
 /* A parsed embedding request. Texts are copies (one block), owned here. */
 typedef struct orion__embed_request {
     char     model[128];   /* "" when the body names none */
@@ -41,7 +44,10 @@ typedef struct orion__embed_request {
     int      dimensions;   /* 0 = not given */
     int      truncate;     /* -1 = not given, 0 = reject over-long, 1 = truncate */
     bool     single;       /* input was a string, not an array */
-    int      keep_alive_zero; /* Ollama keep_alive == 0: unload after */
+    double   keep_alive;   /* Ollama keep_alive in seconds (0: unload after, -1: keep);
+                              ORION_KEEP_ALIVE_DEFAULT when absent */
+    bool     no_input;     /* no "input" at all: the parse fails (400), but for Ollama that
+                              is a request to load (or, with keep_alive 0, unload) the model */
     void    *block;        /* the allocation behind texts/lens */
 } orion__embed_request;
 
@@ -53,6 +59,12 @@ typedef struct orion__embed_request {
 orion_status orion__embed_request_parse(const char *body, size_t len, int api, int max_inputs,
                                         orion__embed_request *out, orion__http_error *err);
 void         orion__embed_request_free(orion__embed_request *req);
+
+/* Reads an Ollama keep_alive field (NULL or null: ORION_KEEP_ALIVE_DEFAULT):
+ * a number of seconds or a duration string (orion_keep_alive_parse); any
+ * negative value becomes -1 (forever). 400 otherwise. */
+struct cJSON;
+orion_status orion__keep_alive_field(const struct cJSON *v, double *out, orion__http_error *err);
 
 /* Parses {"model": "..."} (for /api/unload); model[0] = 0 when absent. */
 orion_status orion__model_request_parse(const char *body, size_t len, char *model, size_t model_size,
@@ -84,7 +96,7 @@ int64_t orion__b64_decode(const char *in, size_t n, uint8_t *out);
 /* The JSON error body {"error":{"message":..,"type":..,"code":..}}. */
 void orion__error_body(orion__buf *b, const orion__http_error *err);
 
-/* ---- models.c --------------------------------------------------------------- */
+/* ---- models.c, batcher.c, encoders.c, gen_slots.c ---------------------------- */
 
 typedef struct orion__models orion__models;
 typedef struct orion__model orion__model;
@@ -99,21 +111,28 @@ typedef struct orion__models_params {
     int  n_threads;
     int  gen_slots;      /* generation models: concurrent sequences (default 2) */
     int  gen_ctx;        /* their KV positions (0 = the file's, capped at 4096) */
+    orion_manager *manager; /* GGUF models are held through it (borrowed; required) */
 } orion__models_params;
 
 #define ORION__MAX_GEN_SLOTS 16
 
 /* What the server learns about one model. */
 typedef struct orion__model_desc {
-    char   id[128];
-    char   path[1024];
-    bool   loaded;
-    bool   is_llm;
-    char   arch[32];
-    int    dim;
-    int    max_tokens;
-    size_t weight_bytes, resident_bytes;
-    double last_used;    /* orion__now() of the last request, 0 = never */
+    char     id[128];
+    char     path[1024];
+    bool     loaded;
+    bool     is_llm;
+    bool     builtin;      /* the hash test model, held outside the manager */
+    char     arch[32];
+    int      dim;
+    int      max_tokens;
+    size_t   weight_bytes, resident_bytes;
+    double   last_used;    /* orion__now() of the last request, 0 = never */
+    /* from orion_manager_status while loaded */
+    char     level[8];     /* "q4", "q8", "f16", "f32"; "" for the hash model */
+    int      refs;         /* leases held */
+    double   expires_in;   /* seconds until the idle unload; < 0: never, or in use */
+    uint64_t mapped_bytes, heap_bytes, need_bytes;
 } orion__model_desc;
 
 /* Statistics of the batchers together (for /metrics). */
@@ -126,38 +145,60 @@ typedef struct orion__batch_stats {
 } orion__batch_stats;
 
 orion_status orion__models_init(const orion__models_params *p, orion__models **out);
-/* Stops every worker (finishing queued jobs) and frees. */
+/* Stops every worker (finishing queued jobs), frees the service's own
+ * handles and the table. Every lease must have been released (requests
+ * finished). */
 void         orion__models_free(orion__models *m);
-/* Registers a model; loads it at once when `load`. */
+/* Serves `path` as `id`: "hash:DIM[:US]" is held here; a GGUF file is
+ * registered with the manager (task from its architecture, level from its
+ * weights' type). Loads it at once when `load`. */
 orion_status orion__models_add(orion__models *m, const char *id, const char *path, bool load);
+/* Serves a model already in the manager's registry. */
+orion_status orion__models_add_registered(orion__models *m, const char *id, bool load);
 int          orion__models_count(orion__models *m);
 /* Fills desc for model i (0 <= i < count). */
 void         orion__models_describe(orion__models *m, int i, orion__model_desc *desc);
 /* Finds a model by id (NULL or "" = the first); NULL when unknown. Models
- * live until orion__models_free. */
+ * live until orion__models_free; the table does not change once serving. */
 orion__model *orion__models_find(orion__models *m, const char *id);
 const char   *orion__model_id(const orion__model *model);
-/* Loads the model if it is not (in the caller's thread, under the model's
- * lock) and reports its dim and the cache namespace for its vectors. */
+/* The vectors' dim and the cache namespace for them, from the last load
+ * (loading the model once, through a lease, if it never was). */
 orion_status orion__model_ensure(orion__model *model, int32_t *dim, char *ns, size_t ns_size,
                                  orion__http_error *err);
-/* Embeds n texts through the model's batcher: queues them, waits. out gets
- * n * dim floats; n_tokens (may be NULL) the tokens each input used.
+/* Embeds n texts through the model's batcher: queues them, waits. The pass
+ * holds a lease on the model (acquired with the keep_alive of the latest
+ * request in it). out gets n * dim floats (dim as ensure said); n_tokens
+ * (may be NULL) the tokens each input used; ns the namespace the vectors
+ * belong to (the level may differ from ensure's after a reload).
  * truncate: -1 = the server's default. Errors fill *err (400 for an input
- * over the token limit, 503 when the queue is full, 500 otherwise). */
+ * over the token limit, 503 when the queue is full or memory is short, 500
+ * otherwise). */
 orion_status orion__model_embed(orion__model *model, const char *const *texts, const size_t *lens, int32_t n,
-                                int truncate, float *out, int32_t *n_tokens, orion__http_error *err);
-/* Frees the model's weights when idle (reloaded on the next request). */
+                                int truncate, double keep_alive, int32_t dim, float *out, int32_t *n_tokens,
+                                char *ns, size_t ns_size, orion__http_error *err);
+/* A request's keep_alive when it did not need the model (all cache hits):
+ * 0 unloads it (unless in use), other values renew its timer if loaded. */
+void         orion__model_keep_alive(orion__model *model, double keep_alive);
+/* Ollama's load / unload requests (no input): keep_alive 0 unloads
+ * (*unloaded = true; 409 while in use), anything else loads and applies the
+ * keep_alive. */
+orion_status orion__model_control(orion__model *model, double keep_alive, bool *unloaded, orion__http_error *err);
+/* POST /api/unload: 404 for an unknown or unloaded model, 409 while in use. */
 orion_status orion__models_unload(orion__models *m, const char *id, orion__http_error *err);
+/* The manager unloaded `id`: its extra generation slots go too. */
+void         orion__models_on_unloaded(orion__models *m, const char *id);
 void         orion__models_batch_stats(orion__models *m, orion__batch_stats *out);
 
-/* Generation models. A model holds a few handles (slots), each with its own
- * KV cache over one shared weight mapping; requests get them first come,
- * first served (a ticket queue), so none starves. acquire blocks until a
- * slot is free (loading it on first use); release gives it back. */
+/* Generation models. A request leases the model from the manager (loading
+ * it on first use), then takes a slot, first come first served (a ticket
+ * queue), so none starves: slot 0 is the manager's handle, the others are
+ * handles of the same file with their own KV cache. release gives the slot
+ * back, then the lease. */
 bool         orion__model_is_llm(const orion__model *model);
-orion_status orion__model_llm_acquire(orion__model *model, orion_llm **llm, int *slot, orion__http_error *err);
-void         orion__model_llm_release(orion__model *model, int slot);
+orion_status orion__model_llm_acquire(orion__model *model, double keep_alive, orion_model_lease **lease,
+                                      orion_llm **llm, int *slot, orion__http_error *err);
+void         orion__model_llm_release(orion__model *model, int slot, orion_model_lease *lease);
 
 /* The "hash:DIM" test model: whitespace words hashed to ids between [CLS]=1
  * and [SEP]=2 (at most max_tokens in all), and a deterministic unit vector
@@ -181,6 +222,9 @@ typedef struct orion__gen_request {
     int                 top_k;
     uint64_t            seed;
     bool                stream;
+    double              keep_alive;  /* Ollama endpoints; ORION_KEEP_ALIVE_DEFAULT when absent */
+    bool                no_input;    /* Ollama: no prompt / messages; the parse fails (400), but the
+                                        request loads (keep_alive 0: unloads) the model */
     void               *block;
 } orion__gen_request;
 
@@ -199,6 +243,34 @@ int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int e
 int orion__send_buf(struct MHD_Connection *c, int code, const char *ctype, orion__buf *b);
 int orion__send_error(struct MHD_Connection *c, const orion__http_error *err);
 
+/* ---- events.c ------------------------------------------------------------------ */
+
+/* The hub of GET /events streams (server-sent events). Thread-safe. */
+typedef struct orion__events orion__events;
+typedef struct orion__event_stream orion__event_stream;
+
+/* queue_cap: messages each stream keeps before dropping its oldest (0: 256). */
+orion_status orion__events_init(int queue_cap, orion__events **out);
+/* Frees the hub and any stream still subscribed (after the daemons stopped). */
+void         orion__events_free(orion__events *h);
+/* Formats a manager event ("event: NAME\ndata: {json}\n\n") and queues it on
+ * every stream. */
+void         orion__events_publish(orion__events *h, const orion_manager_event *e);
+void         orion__event_format(const orion_manager_event *e, orion__buf *b);
+/* Ends every stream (their readers return) and refuses new ones. */
+void         orion__events_close(orion__events *h);
+void         orion__events_stats(orion__events *h, int *streams, uint64_t *published, uint64_t *dropped);
+/* A stream: subscribe (ORION_ERR_BUSY once closed; queue_cap 0: the hub's),
+ * take messages, unsubscribe (frees it). next waits up to timeout_ms and
+ * returns 1 with *out (free with orion__free), 0 on timeout, -1 once the hub
+ * is closed. After drops, the next message is "event: dropped" with their
+ * count. */
+orion_status orion__events_subscribe(orion__events *h, int queue_cap, orion__event_stream **out);
+void         orion__events_unsubscribe(orion__event_stream *s);
+int          orion__events_next(orion__event_stream *s, int timeout_ms, char **out);
+/* Answers GET /events on c with a stream; returns the HTTP status. */
+int          orion__events_serve(orion__events *h, struct MHD_Connection *c);
+
 /* ---- metrics.c -------------------------------------------------------------- */
 
 enum {
@@ -214,6 +286,7 @@ enum {
     ORION__EP_CHAT,           /* POST /v1/chat/completions */
     ORION__EP_GENERATE,       /* POST /api/generate */
     ORION__EP_OLLAMA_CHAT,    /* POST /api/chat */
+    ORION__EP_EVENTS,         /* GET /events */
     ORION__EP_OTHER,          /* anything else (404s) */
     ORION__EP_COUNT
 };
