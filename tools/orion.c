@@ -37,6 +37,9 @@ static void usage(FILE *f) {
             "  embed-quality BASE MODEL...  what quantization costs an encoder: cosine to BASE,\n"
             "                       top-K neighbour overlap (--file F | --jsonl F[:FIELD]) [--top-k K] [--json]\n"
             "  serve                the model server [--port 11435] [--socket PATH] [--model ID=PATH ...] (--help)\n"
+            "  ps                   models loaded in a running server [--server URL|SOCKET]\n"
+            "  top                  memory, pressure, models, cache, requests of a running server\n"
+            "                       [--server URL|SOCKET] [--interval S] [--once]\n"
             "  profile              device memory, cgroup limits, budget, policy tier, memory pressure\n"
             "                       [--json] [--config FILE] [--proc DIR] [--sys DIR]\n"
             "  models REGISTRY      models and their memory need per level [--config FILE]\n"
@@ -66,6 +69,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "embed-quality") == 0) return orion_cli_embed_quality(argc - 2, argv + 2);
     if (strcmp(cmd, "imatrix") == 0) return orion_cli_imatrix(argc - 2, argv + 2);
     if (strcmp(cmd, "serve") == 0) return orion_cli_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "ps") == 0) return orion_cli_ps(argc - 2, argv + 2);
+    if (strcmp(cmd, "top") == 0) return orion_cli_top(argc - 2, argv + 2);
     if (strcmp(cmd, "chat") == 0) return orion_cli_chat(argc - 2, argv + 2);
     if (strcmp(cmd, "synth") == 0) return orion_cli_synth(argc - 2, argv + 2);
     if (strcmp(cmd, "perplexity") == 0) return orion_cli_perplexity(argc - 2, argv + 2);

@@ -28,6 +28,7 @@
  * are stopped and the models released (and the server's own manager
  * freed), then the cache snapshot is written.
  */
+#include "service/dashboard.h"
 #include "service/service.h"
 
 #include <arpa/inet.h>
@@ -58,6 +59,7 @@ struct orion_server {
     bool                own_mgr;      /* made here: freed at stop */
     int                 mgr_sub;      /* subscription id, 0 = none */
     orion__events      *events;
+    orion__dashboard   *dash;         /* the page at / and its endpoints (dashboard.c) */
     orion__models      *models;
     orion_cache        *cache;
     /* the cache's bounds: as configured, and now (pressure may lower them) */
@@ -423,6 +425,9 @@ static bool ep_is_post(int ep) {
 static int dispatch(orion_server *s, struct MHD_Connection *c, const char *url, const char *method, req_state *r,
                     int ep) {
     if (ep == ORION__EP_OTHER) {
+        orion__dashboard_req dr = {url, method, r->body.p, r->body.len, r->too_large, atomic_load(&s->stopping)};
+        int code = orion__dashboard_serve(s->dash, c, &dr);
+        if (code > 0) return code;
         char msg[200];
         snprintf(msg, sizeof msg, "no endpoint %.40s %.120s", method, url);
         send_err(c, 404, "not_found_error", msg);
@@ -757,6 +762,7 @@ orion_status orion_server_start(const orion_server_params *params, orion_server 
     if ((st = orion__events_init(0, &s->events)) != ORION_OK) goto fail;
     if ((st = start_models(s, params)) != ORION_OK) goto fail;
     if ((st = start_cache(s, params)) != ORION_OK) goto fail;
+    if ((st = orion__dashboard_init(s->mgr, s->models, s->api_key, &s->dash)) != ORION_OK) goto fail;
     /* the table is complete: from now on the manager's events reach it */
     s->mgr_sub = orion_manager_subscribe(s->mgr, on_manager_event, s);
     if (s->mgr_sub < 0) {
@@ -868,6 +874,7 @@ void orion_server_free(orion_server *s) {
     if (!s) return;
     orion_server_stop(s, 0);
     orion__events_free(s->events);
+    orion__dashboard_free(s->dash);
     orion_cache_free(s->cache);
     orion__metrics_destroy(&s->metrics);
     pthread_mutex_destroy(&s->pressure_mu);
