@@ -50,7 +50,7 @@ clean:
 # ---- fuzzing (clang's libFuzzer) ----------------------------------------------
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 20
-FUZZERS       = gguf safetensors json sentencepiece request wordpiece tfjs
+FUZZERS       = gguf safetensors json sentencepiece request wordpiece tfjs image
 
 fuzz:
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORION_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_FLAGS)

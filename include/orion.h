@@ -513,6 +513,14 @@ size_t orion_llm_token_to_piece(const orion_llm *llm, int32_t token, char *buf, 
  * Errors: ORION_ERR_RANGE past n_ctx, ORION_ERR_INVALID_ARG for bad ids. */
 orion_status orion_llm_eval(orion_llm *llm, const int32_t *tokens, int32_t n, int32_t pos,
                             float *logits, bool all_logits);
+/* Same as orion_llm_eval, with input vectors in place of token ids: emb
+ * holds n rows of n_embd floats that enter the first layer where a token's
+ * embedding row would (image embeddings from orion_clip_encode, spliced
+ * into a prompt). The KV cache holds them like any other position.
+ * Errors: ORION_ERR_RANGE past n_ctx, ORION_ERR_INVALID_ARG (NULL, n < 0,
+ * a non-finite value). */
+orion_status orion_llm_eval_embeddings(orion_llm *llm, const float *emb, int32_t n, int32_t pos,
+                                       float *logits, bool all_logits);
 
 /* Called before every matrix product with its input: n_rows rows of n_in
  * floats multiplying the weight tensor `weight_name` (GGUF models only).
@@ -659,6 +667,108 @@ orion_status orion_embed_tokens(orion_embedder *e, const int32_t *const *ids, co
  * for calibrating quantized encoders. NULL removes it. */
 void orion_embed_set_observer(orion_embedder *e, orion_llm_observer fn, void *user);
 
+
+/* ------------------------------------------------------------------------ */
+/* Vision: images, the CLIP image encoder, LLaVA prompts (docs/vision.md)    */
+/* ------------------------------------------------------------------------ */
+
+/* An 8-bit RGB image: rgb holds height rows of width pixels, 3 bytes each
+ * (R, G, B), no padding. Owned by whoever the call that made it says. */
+typedef struct orion_image {
+    int32_t  width, height;
+    uint8_t *rgb;            /* (height, width, 3) */
+} orion_image;
+
+/* Limits checked on the declared size before anything is allocated. */
+typedef struct orion_image_limits {
+    int32_t max_width, max_height;  /* default 16384 x 16384 */
+    int64_t max_pixels;             /* width * height; default 1 << 26 (192 MiB of RGB) */
+    size_t  max_bytes;              /* encoded size; default 64 MiB */
+} orion_image_limits;
+
+orion_image_limits orion_image_default_limits(void);
+
+/* Decodes a PNG (libpng: any bit depth, palette, grey, alpha, interlaced) or
+ * a baseline/progressive JPEG (libjpeg-turbo: YCbCr or grey) into 8-bit RGB,
+ * as Pillow's Image.open(..).convert("RGB") does: alpha is dropped, grey is
+ * replicated, 16-bit samples keep their high byte, no gamma or EXIF
+ * rotation. limits NULL: the defaults. *out (free with orion_image_free).
+ * Errors: ORION_ERR_NOT_FOUND / ORION_ERR_IO (cannot read), ORION_ERR_FORMAT (not a PNG/JPEG,
+ * truncated, corrupt), ORION_ERR_LIMIT (declared size over a limit),
+ * ORION_ERR_UNSUPPORTED (CMYK JPEG), ORION_ERR_NOMEM. Thread-safe. */
+orion_status orion_image_load(const char *path, const orion_image_limits *limits, orion_image **out);
+orion_status orion_image_load_memory(const void *data, size_t size, const orion_image_limits *limits,
+                                     orion_image **out);
+/* A new image of width x height (pixels uninitialized); free with orion_image_free.
+ * ORION_ERR_INVALID_ARG for a size <= 0, ORION_ERR_RANGE past 2^31 pixels. */
+orion_status orion_image_new(int32_t width, int32_t height, orion_image **out);
+void         orion_image_free(orion_image *img);
+
+/* Pads to a square of side max(width, height) filled with `fill` (RGB), the
+ * image centred with the offset rounded down, as LLaVA's expand2square. */
+orion_status orion_image_pad_square(const orion_image *img, const uint8_t fill[3], orion_image **out);
+/* Resizes with Pillow's BICUBIC filter (Image.resize(.., BICUBIC), Pillow
+ * 9/10): a = -0.5, support widened by the scale when downscaling
+ * (antialias), 22-bit fixed-point coefficients, horizontal pass then
+ * vertical with 8-bit rounding between. Bit-exact with Pillow. */
+orion_status orion_image_resize_bicubic(const orion_image *img, int32_t width, int32_t height, orion_image **out);
+
+/* A CLIP vision transformer and its LLaVA projector from a llama.cpp mmproj
+ * GGUF (general.architecture "clip", clip.vision.* keys, v.* and mm.0/mm.2
+ * tensors). Weights stay mapped in their stored type (f32, f16, bf16, q8_0,
+ * q4_0, q4_1). One thread at a time per handle. */
+typedef struct orion_clip orion_clip;
+
+typedef struct orion_clip_params {
+    int n_threads;           /* 0 = all CPUs */
+} orion_clip_params;
+
+typedef struct orion_clip_info {
+    int     image_size, patch_size, n_patches;  /* n_patches = (image_size / patch_size)^2 */
+    int     n_embd, n_ff, n_head, n_layer;      /* the vision transformer */
+    int     n_layer_used;    /* layers run: the feature layer (LLaVA: n_layer - 1) */
+    int     n_mm_hidden;     /* projector: n_embd -> n_mm_hidden -> n_out */
+    int     n_out;           /* length of one output vector (the decoder's n_embd) */
+    bool    quick_gelu;      /* x * sigmoid(1.702 x) (CLIP); false: erf GELU */
+    float   eps;
+    float   image_mean[3], image_std[3];
+    orion_type type;         /* type of the layers' matrices */
+    size_t  weight_bytes;    /* tensor bytes used, in the mapping */
+    size_t  scratch_bytes;   /* arenas */
+} orion_clip_info;
+
+orion_clip_params orion_clip_default_params(void);
+/* Errors: ORION_ERR_IO, ORION_ERR_FORMAT (missing or misshapen tensor or
+ * key), ORION_ERR_UNSUPPORTED (another projector type, several feature
+ * layers), ORION_ERR_NOMEM. */
+orion_status orion_clip_load(const char *path, const orion_clip_params *params, orion_clip **out);
+void         orion_clip_free(orion_clip *clip);
+void         orion_clip_get_info(const orion_clip *clip, orion_clip_info *out);
+
+/* LLaVA-1.5's preprocessing: pad to square with the mean colour
+ * (int(mean * 255) per channel), bicubic resize to image_size, x / 255,
+ * (x - mean) / std. pixels: 3 * image_size^2 floats, channel-major (C, H, W)
+ * as PyTorch's pixel_values. */
+orion_status orion_clip_preprocess(const orion_clip *clip, const orion_image *img, float *pixels);
+/* Runs the encoder and projector on preprocessed pixels: out gets n_patches
+ * rows of n_out floats (class token dropped), patches in row-major order. */
+orion_status orion_clip_encode_pixels(orion_clip *clip, const float *pixels, float *out);
+/* preprocess + encode_pixels. */
+orion_status orion_clip_encode(orion_clip *clip, const orion_image *img, float *out);
+
+/* Evaluates a prompt with an image in it: the text before the first
+ * "<image>" (tokenized with BOS when pos == 0, special pieces parsed), the
+ * n_image image rows of image_emb (n_embd floats each), then the text after
+ * it; each text part is tokenized on its own as orion_llm_tokenize_special
+ * does (llama.cpp's llava does the same). Without "<image>" the image comes
+ * first, then the text. Starts at position pos; *n_past gets the position after the
+ * prompt; logits: NULL or n_vocab floats for the last position. text_tokens
+ * (may be NULL) receives the text tokens, n_text_max at most, and
+ * *n_text their count (for repetition penalties). Errors as
+ * orion_llm_eval; ORION_ERR_RANGE when the prompt does not fit. */
+orion_status orion_llava_eval_prompt(orion_llm *llm, const char *prompt, const float *image_emb, int32_t n_image,
+                                     int32_t pos, float *logits, int32_t *n_past, int32_t *text_tokens,
+                                     int32_t n_text_max, int32_t *n_text);
 
 /* ------------------------------------------------------------------------ */
 /* Service: embedding cache, model server, client (docs/service.md)          */

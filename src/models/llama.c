@@ -489,7 +489,10 @@ static void store_kv(orion_llm *m, uint8_t *cache, int layer_i, int pos, const f
     else k->quantize_row[m->kv_type](row, dst, (int64_t)KD);
 }
 
-static orion_status eval_batch(orion_llm *m, const int32_t *tokens, int B, int pos, float *logits, bool all) {
+/* One batch of B positions from pos: the inputs are token ids, or (tokens
+ * NULL) B rows of n_embd floats in emb. */
+static orion_status eval_batch(orion_llm *m, const int32_t *tokens, const float *emb, int B, int pos, float *logits,
+                               bool all) {
     const orion_llm_info *in = &m->info;
     const orion_kernels *k = orion__kernels();
     const int64_t E = in->n_embd, F = in->n_ff, QD = (int64_t)in->n_head * in->head_dim,
@@ -508,7 +511,8 @@ static orion_status eval_batch(orion_llm *m, const int32_t *tokens, int B, int p
         st = orion__fail(ORION_ERR_NOMEM, "llm: scratch arena too small (%zu bytes)", orion_arena_capacity(a));
         goto done;
     }
-    for (int b = 0; b < B; b++)
+    if (!tokens) memcpy(x, emb, sizeof(float) * (size_t)B * (size_t)E);
+    for (int b = 0; tokens && b < B; b++)
         k->dequantize_row[m->tok_embd.type]((const uint8_t *)m->tok_embd.data + (size_t)tokens[b] * m->tok_embd.row_bytes,
                                             x + (size_t)b * E, E);
     for (int l = 0; l < in->n_layer; l++) {
@@ -565,7 +569,31 @@ orion_status orion_llm_eval(orion_llm *m, const int32_t *tokens, int32_t n, int3
         float *lg = NULL;
         if (logits && all_logits) lg = logits + (size_t)done * (size_t)m->info.n_vocab;
         else if (logits && last) lg = logits;
-        orion_status st = eval_batch(m, tokens + done, B, pos + done, lg, all_logits);
+        orion_status st = eval_batch(m, tokens + done, NULL, B, pos + done, lg, all_logits);
+        if (st != ORION_OK) return st;
+    }
+    return ORION_OK;
+}
+
+orion_status orion_llm_eval_embeddings(orion_llm *m, const float *emb, int32_t n, int32_t pos, float *logits,
+                                       bool all_logits) {
+    if (!m || (!emb && n > 0) || n < 0 || pos < 0)
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_llm_eval_embeddings: bad arguments");
+    if ((int64_t)pos + n > m->info.n_ctx)
+        return orion__fail(ORION_ERR_RANGE, "context full: positions %d..%d do not fit in n_ctx %d", pos, pos + n - 1,
+                           m->info.n_ctx);
+    const size_t E = (size_t)m->info.n_embd;
+    for (size_t i = 0; i < (size_t)n * E; i++)
+        if (!isfinite(emb[i]))
+            return orion__fail(ORION_ERR_INVALID_ARG, "orion_llm_eval_embeddings: value %zu of row %zu is not finite",
+                               i % E, i / E);
+    for (int32_t done = 0; done < n; done += m->n_batch) {
+        int B = (int)ORION_MIN((int32_t)m->n_batch, n - done);
+        bool last = done + B == n;
+        float *lg = NULL;
+        if (logits && all_logits) lg = logits + (size_t)done * (size_t)m->info.n_vocab;
+        else if (logits && last) lg = logits;
+        orion_status st = eval_batch(m, NULL, emb + (size_t)done * E, B, pos + done, lg, all_logits);
         if (st != ORION_OK) return st;
     }
     return ORION_OK;
