@@ -13,12 +13,13 @@
  *      start read-ahead, then read one byte per page so the pages are really
  *      resident and mapped; after each chunk report (done, total) and check
  *      the cancellation token;
- *   3. build the model (orion_llm_load / orion_embed_load), which maps the
- *      file again and finds its pages already in memory.
+ *   3. build the model (orion_llm_load / orion_embed_load), whose map of
+ *      the file is this same mapping (orion__file_map keeps one per file
+ *      per process), pages already in.
  * Cancelling (or failing) at any step releases the mapping and whatever
  * the model allocated. The manager keeps its mapping while the model is
  * loaded: it is what `mapped` and `resident` (mincore) account for, and
- * unloading drops it with MADV_DONTNEED and munmap.
+ * unloading drops it with MADV_DONTNEED and unmaps it.
  *
  * Events are never delivered with the table mutex held: locked code queues
  * them in an `evq` on the stack and they go out after unlocking, so a
@@ -496,8 +497,11 @@ static void unload_locked(orion_manager *mgr, mmodel *m, orion_unload_reason rea
     m->llm = NULL;
     m->emb = NULL;
     if (m->map) {
+        /* the model above has let go of its reference to the mapping
+         * (orion__file_map shares one per file), so this is the last one:
+         * drop the pages from this process, then the mapping */
         madvise(m->map, m->map_size, MADV_DONTNEED);
-        munmap(m->map, m->map_size);
+        orion__file_unmap(m->map, m->map_size);
     }
     m->map = NULL;
     m->map_size = 0;
@@ -811,7 +815,7 @@ orion_status orion_manager_acquire(orion_manager *mgr, const char *id, const ori
     if (st == ORION_OK && (st = make_lease(m, ap, &lease)) != ORION_OK) {
         orion_llm_free(llm);
         orion_embed_free(emb);
-        munmap(map, size);
+        orion__file_unmap(map, size);
     }
 
     pthread_mutex_lock(&mgr->lock);
