@@ -145,10 +145,9 @@ static orion_embedder *load(const char *path, int batch, orion_pooling pooling, 
 
 static int setup(void **state) {
     (void)state;
+    n_texts = env_flag("ORION_FORCE_REF") ? N_TEXTS_SLOW : N_TEXTS;
 #ifdef ORION_SANITIZED
     n_texts = N_TEXTS_SLOW;
-#else
-    n_texts = env_flag("ORION_FORCE_REF") ? N_TEXTS_SLOW : N_TEXTS;
 #endif
     snprintf(work_dir, sizeof work_dir, "/tmp/orion_bert_ref_XXXXXX");
     if (!mkdtemp(work_dir)) return -1;
