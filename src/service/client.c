@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -99,7 +100,11 @@ static int open_conn(orion_client *c) {
         memset(&hints, 0, sizeof hints);
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
-        int rc = getaddrinfo(c->host, c->port, &hints, &res);
+        /* "localhost" is the loopback address whatever the resolver says
+         * (RFC 6761 6.3): a minimal system may have no /etc/hosts */
+        bool local = strcasecmp(c->host, "localhost") == 0;
+        if (local) hints.ai_flags = AI_NUMERICHOST;
+        int rc = getaddrinfo(local ? "127.0.0.1" : c->host, c->port, &hints, &res);
         if (rc != 0) {
             orion__fail(ORION_ERR_IO, "%s: %s", c->host, gai_strerror(rc));
             return -1;
