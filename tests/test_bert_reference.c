@@ -51,7 +51,7 @@
 #define N_TEXTS 200
 /* With ORION_FORCE_REF=1 (scalar kernels) or in a sanitizer build, where
  * a forward pass costs 10-50x more: fewer texts, still including the
- * empty one, a one-word one and text 5, which is past the truncation. */
+ * empty one, a one-word one and texts 5 and 60, past the truncation. */
 #define N_TEXTS_SLOW 64
 #define N_OPTION_TEXTS 48 /* CLS and normalize = 0 runs */
 #define DIM 384
@@ -93,7 +93,7 @@ static char *make_text(test_rng *r, int i) {
     int n_words;
     if (i == 0) return strdup("");
     if (i == 1) n_words = 1;
-    else if (i % 100 == 5) n_words = 200 + (int)(test_rng_uniform(r) * 60); /* past the truncation */
+    else if (i % 100 == 5 || i % 100 == 60) n_words = 200 + (int)(test_rng_uniform(r) * 60); /* past the truncation */
     else if (i % 25 == 3) n_words = 10 + (int)(test_rng_uniform(r) * 16);
     else n_words = 1 + (int)(test_rng_uniform(r) * 6);
     size_t cap = (size_t)n_words * 48 + 1, len = 0;

@@ -205,6 +205,12 @@ static void add_word(test_rng *r, sbuf *b) {
     }
 }
 
+/* Whether the oracle's JavaScript engine has Unicode 17's character data.
+ * Debian 12's Node 18 has Unicode 15.0, where the characters of wordpiece.c's
+ * NEWER table are unassigned and stay inside words instead of being stripped
+ * or split off, so the corpus leaves them out there. */
+static bool oracle_unicode_17 = true;
+
 static void gen_category(test_rng *r, int cat, sbuf *b) {
     int n = (int)rnd_in(r, 1, 12);
     switch (cat) {
@@ -419,7 +425,10 @@ static void gen_category(test_rng *r, int cat, sbuf *b) {
     case 16: /* random assigned code points of every plane */
         for (int i = 0; i < n * 2; i++) {
             uint32_t c;
-            if (rnd(r, 8) == 0) { /* marks and punctuation newer than utf8proc's data (wordpiece.c: NEWER) */
+            /* marks and punctuation newer than utf8proc's data (wordpiece.c: NEWER), only
+             * when the oracle's JavaScript engine knows them (Unicode 17: Node 20.20 has it) */
+            bool newer_cp = rnd(r, 8) == 0;
+            if (newer_cp && oracle_unicode_17) {
                 static const uint32_t newer[] = {0x897,   0x1ACF,  0x1AE5,  0x1B4E,  0x1B7F,  0x10D6E, 0x10EFB,
                                                  0x113D4, 0x1171E, 0x11BE1, 0x16120, 0x16D6E, 0x1E5FF, 0x1E6F5};
                 sb_str(b, "a");
@@ -736,6 +745,16 @@ static void test_vs_transformers_js(void **state) {
         fail_msg("node is not installed: the transformers.js oracle needs it (run scripts/setup.sh)");
     if (access(pkg, R_OK) != 0)
         fail_msg("%s is missing: install transformers.js into third_party/npm (run scripts/setup.sh)", pkg);
+    FILE *uv = popen("node -p process.versions.unicode", "r");
+    char uver[32] = "";
+    if (uv) {
+        if (!fgets(uver, sizeof uver, uv)) uver[0] = '\0';
+        pclose(uv);
+    }
+    oracle_unicode_17 = atoi(uver) >= 17;
+    if (!oracle_unicode_17)
+        printf("    node's Unicode is %.*s: no characters assigned after 15.0 in the corpus\n",
+               (int)strcspn(uver, "\n"), uver);
     build_corpus();
     assert_true(n_texts >= 2000);
 
