@@ -278,27 +278,30 @@ int orion_cli_bench_serve(int argc, char **argv) {
     printf("# orion bench serve: model %s, %g s per measurement, server threads %d (0: all), %d CPUs\n", model,
            seconds, g_threads, orion_cpu_count());
 
-    /* 1. memory: shared server vs three copies */
+    /* 1. memory: shared server (with and without prefault) vs three copies */
     {
-        int port = 0;
-        pid_t srv = start_server(model, "--cache-mb", "0", NULL, &port);
-        if (srv < 0) {
-            fprintf(stderr, "orion bench serve: the server did not start\n");
-            return 1;
-        }
-        char url[64], secs[32];
-        snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+        char secs[32];
         snprintf(secs, sizeof secs, "%g", seconds + 1);
-        pid_t pids[4] = {srv};
-        for (int i = 0; i < 3; i++) {
-            char *av[] = {"orion", "bench", "serve", "--worker-client", url, secs, NULL};
-            pids[1 + i] = spawn(av, NULL);
+        double srss[2] = {0, 0}, spss[2] = {0, 0};
+        for (int lazy = 0; lazy < 2; lazy++) {
+            int port = 0;
+            pid_t srv = start_server(model, "--cache-mb", "0", lazy ? "--no-prefault" : NULL, &port);
+            if (srv < 0) {
+                fprintf(stderr, "orion bench serve: the server did not start\n");
+                return 1;
+            }
+            char url[64];
+            snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+            pid_t pids[4] = {srv};
+            for (int i = 0; i < 3; i++) {
+                char *av[] = {"orion", "bench", "serve", "--worker-client", url, secs, NULL};
+                pids[1 + i] = spawn(av, NULL);
+            }
+            sleep_ms(500);
+            sample_peak(pids, 4, seconds, &srss[lazy], &spss[lazy]);
+            for (int i = 1; i < 4; i++) waitpid(pids[i], NULL, 0);
+            stop(srv);
         }
-        sleep_ms(500);
-        double srss, spss;
-        sample_peak(pids, 4, seconds, &srss, &spss);
-        for (int i = 1; i < 4; i++) waitpid(pids[i], NULL, 0);
-        stop(srv);
         pid_t w[3];
         for (int i = 0; i < 3; i++) {
             char *av[] = {"orion", "bench", "serve", "--worker-inproc", (char *)model, secs, NULL};
@@ -309,12 +312,15 @@ int orion_cli_bench_serve(int argc, char **argv) {
         sample_peak(w, 3, seconds, &crss, &cpss);
         for (int i = 0; i < 3; i++) waitpid(w[i], NULL, 0);
         printf("\nmemory, peak while embedding (sum over processes):\n");
-        printf("  %-44s RSS %8.1f MiB  PSS %8.1f MiB\n", "one server + three client processes:", srss / 1048576,
-               spss / 1048576);
+        static const char *const label[2] = {"one server + three client processes:", "the same, server --no-prefault:"};
+        for (int lazy = 0; lazy < 2; lazy++)
+            printf("  %-44s RSS %8.1f MiB  PSS %8.1f MiB\n", label[lazy], srss[lazy] / 1048576, spss[lazy] / 1048576);
         printf("  %-44s RSS %8.1f MiB  PSS %8.1f MiB\n", "three processes, each with the model:", crss / 1048576,
                cpss / 1048576);
         if (crss > 0 && cpss > 0)
-            printf("  shared / three copies: RSS %.0f%%, PSS %.0f%%\n", 100 * srss / crss, 100 * spss / cpss);
+            for (int lazy = 0; lazy < 2; lazy++)
+                printf("  shared%s / three copies: RSS %.0f%%, PSS %.0f%%\n", lazy ? " (--no-prefault)" : "",
+                       100 * srss[lazy] / crss, 100 * spss[lazy] / cpss);
     }
 
     /* 2. throughput and latency, batching on and off */

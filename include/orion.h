@@ -876,6 +876,10 @@ typedef struct orion_server_params {
     const orion_server_model *models;  /* models served besides the registry's; models[0] is the default */
     int         n_models;
     bool        load_eagerly;  /* load every model at start (default true) */
+    bool        prefault;      /* bring a model's whole file into memory when it loads, with progress
+                                  events (default true); false maps it only and pages come in as they are
+                                  used: less resident memory for models that touch part of their file
+                                  (an encoder's token-embedding table), slower first requests */
     /* the model manager */
     const char *registry_path; /* a manager registry (orion_manager_load_registry): its models are served
                                   too, after `models` (NULL: none) */

@@ -16,7 +16,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: orion serve [--host 127.0.0.1] [--port 11435] [--socket PATH] [--model ID=PATH ...]\n"
-            "                   [--registry FILE] [--config FILE] [--api-key KEY] [--threads N] [--lazy] [-v]\n"
+            "                   [--registry FILE] [--config FILE] [--api-key KEY] [--threads N] [--lazy] [--no-prefault] [-v]\n"
             "  models:   held by the model manager, which loads them on first use (or at start without\n"
             "            --lazy) and unloads idle ones (Ollama keep_alive, the tier's idle delay, LRU,\n"
             "            memory pressure). --model ID=PATH: a GGUF file (encoder or decoder);\n"
@@ -59,6 +59,7 @@ int orion_cli_serve(int argc, char **argv) {
         else if (strcmp(a, "--api-key") == 0) { NEED_VALUE; p.api_key = v; }
         else if (strcmp(a, "--threads") == 0) { NEED_VALUE; p.n_threads = atoi(v); }
         else if (strcmp(a, "--lazy") == 0) p.load_eagerly = false;
+        else if (strcmp(a, "--no-prefault") == 0) p.prefault = false;
         else if (strcmp(a, "--registry") == 0) { NEED_VALUE; p.registry_path = v; }
         else if (strcmp(a, "--config") == 0) { NEED_VALUE; p.config_path = v; }
         else if (strcmp(a, "--gen-slots") == 0) { NEED_VALUE; p.gen_slots = atoi(v); }

@@ -55,6 +55,7 @@ void orion__lease_error(const char *id, orion_status st, orion__http_error *err)
 orion_status orion__model_lease(orion__model *x, double keep_alive, orion_model_lease **out, orion__http_error *err) {
     orion_acquire_params ap = orion_acquire_default_params();
     ap.keep_alive_s = keep_alive;
+    ap.lazy = !x->owner->p.prefault;
     orion_status st = orion_manager_acquire(x->owner->mgr, x->id, &ap, out);
     if (st != ORION_OK) {
         *out = NULL;

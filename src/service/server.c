@@ -86,6 +86,7 @@ orion_server_params orion_server_default_params(void) {
     p.port = 11435;
     p.socket_mode = 0600;
     p.load_eagerly = true;
+    p.prefault = true;
     p.max_body = (size_t)4 << 20;
     p.max_inputs = 2048;
     p.max_tokens = 0;
@@ -678,6 +679,7 @@ static orion_status start_models(orion_server *s, const orion_server_params *par
     mp.n_threads = params->n_threads;
     mp.gen_slots = params->gen_slots;
     mp.gen_ctx = params->gen_ctx;
+    mp.prefault = params->prefault;
     mp.manager = s->mgr;
     if ((st = orion__models_init(&mp, &s->models)) != ORION_OK) return st;
     for (int i = 0; i < params->n_models; i++) {

@@ -111,6 +111,7 @@ typedef struct orion__models_params {
     int  n_threads;
     int  gen_slots;      /* generation models: concurrent sequences (default 2) */
     int  gen_ctx;        /* their KV positions (0 = the file's, capped at 4096) */
+    bool prefault;       /* acquire with lazy = !prefault */
     orion_manager *manager; /* GGUF models are held through it (borrowed; required) */
 } orion__models_params;
 
