@@ -413,6 +413,11 @@ typedef struct orion_tensor_report {
     size_t      bytes_in, bytes_out;
     double      rmse;     /* RMS of (stored value - source value); 0 when exact */
     double      rel_err;  /* rmse / RMS of the source values */
+    /* With a Hessian H (see orion_convert_params.hessian): the relative
+     * output error sqrt(sum (w - q)^T H (w - q) / sum w^T H w) over the
+     * rows, i.e. of X W^T on the calibration inputs; -1 without one. */
+    double      out_rel_err;
+    bool        gptq;     /* quantized by GPTQ */
 } orion_tensor_report;
 
 typedef struct orion_convert_params {
@@ -435,6 +440,24 @@ typedef struct orion_convert_params {
     const char  *tensor_types;
     /* llama2.c sources: the tokenizer.bin to embed (NULL: no vocabulary). */
     const char  *tokenizer;
+    /* GPTQ (docs/quantization.md): NULL, or returns the Hessian of the
+     * weight matrix `tensor_name`: H = X^T X over the calibration inputs X
+     * (rows of n_in floats) that the matrix multiplies, n_in x n_in doubles,
+     * row-major, of which the upper triangle (j >= i) is read; or NULL when
+     * there is none. Called once per tensor, on the thread that called
+     * orion_convert; the memory must stay valid until orion_convert returns
+     * (it is not freed). A 2-D tensor whose target type (after the rule and
+     * tensor_types) is q4_0, q4_1 or q8_0 and that has a Hessian is
+     * quantized by GPTQ, to ordinary blocks; token_embd.weight never is (it
+     * is read a row per token, not multiplied). With calibrate, GPTQ picks
+     * each block's scale (and minimum) by the calibrated search, else by
+     * the reference rule. Errors from GPTQ (a Hessian that no damping makes
+     * positive definite, non-finite weights) fail the conversion. */
+    const double *(*hessian)(void *user, const char *tensor_name, int64_t n_in);
+    void         *hessian_user;
+    /* GPTQ damping: this fraction of H's mean diagonal is added to its
+     * diagonal (default 0.01); must be >= 0. */
+    double        gptq_damp;
     int          n_threads;     /* 0 = all CPUs */
     /* Called as each tensor is written; may be NULL. */
     void       (*on_tensor)(void *user, int64_t index, int64_t count, const orion_tensor_report *report);

@@ -12,6 +12,14 @@
  * table comes out of the same pass. A source tensor may ask for its rows to
  * be reordered on the way (Hugging Face's rotate-half q and k, see
  * source_row), which costs nothing extra: rows are read in the new order.
+ *
+ * GPTQ: when the caller supplies a Hessian for a matrix whose target type is
+ * q4_0, q4_1 or q8_0 (params->hessian), its producer first factors the
+ * Hessian (orion__gptq_init, once per tensor), then converts rows in tiles
+ * of ORION_GPTQ_TILE on the pool through orion__gptq_quantize_rows; rows are
+ * independent given the factor, so the split is the same as for the other
+ * quantizers. The report then also carries the output error measured with
+ * the Hessian.
  */
 #include "formats/gguf_internal.h"
 #include "formats/hf_model.h"
@@ -28,6 +36,7 @@ orion_convert_params orion_convert_default_params(void) {
     memset(&p, 0, sizeof p);
     p.type = -1;
     p.keep_embd_q8 = true;
+    p.gptq_damp = 0.01;
     return p;
 }
 
@@ -186,6 +195,7 @@ typedef struct tensor_job {
     int64_t            index, count;
     const orion_convert_params *params;
     int64_t            rope_heads; /* > 0: rows permuted per head, see source_row */
+    const double      *hessian;    /* n_per_row x n_per_row: quantize by GPTQ; or NULL */
 } tensor_job;
 
 /* The source row of output row r. Hugging Face stores each head's q and k
@@ -202,20 +212,66 @@ static int64_t source_row(const tensor_job *j, int64_t r) {
 }
 
 typedef struct row_task {
-    const tensor_job *job;
-    uint8_t          *dst;
-    float            *bufs;   /* per thread: 2 * n_per_row floats */
-    double           *sums;   /* per thread: squared error, squared source */
-    int               nth;
+    const tensor_job  *job;
+    uint8_t           *dst;
+    float             *bufs;   /* per thread: 2 * ORION_GPTQ_TILE * n_per_row floats */
+    double            *sums;   /* per thread: squared error, squared source, output error, output */
+    const orion__gptq *gptq;   /* the factored Hessian, or NULL */
+    orion_status      *status; /* per thread (GPTQ can fail) */
+    char             (*msg)[256];
 } row_task;
+
+#define N_SUMS 4
+
+/* GPTQ: tiles of ORION_GPTQ_TILE rows, dealt round-robin. */
+static void convert_rows_gptq(row_task *t, int ith, int nth) {
+    const tensor_job *j = t->job;
+    const orion_kernels *k = orion__kernels();
+    const int64_t n = j->n_per_row;
+    size_t in_row = orion_type_row_bytes(j->from, n);
+    size_t out_row = orion_type_row_bytes(j->to, n);
+    float *x = t->bufs + (size_t)ith * 2 * ORION_GPTQ_TILE * (size_t)n, *y = x + ORION_GPTQ_TILE * n;
+    double err = 0.0, ref = 0.0, oerr = 0.0, oref = 0.0;
+    for (int64_t r0 = (int64_t)ith * ORION_GPTQ_TILE; r0 < j->n_rows; r0 += (int64_t)nth * ORION_GPTQ_TILE) {
+        const int64_t nt = ORION_MIN((int64_t)ORION_GPTQ_TILE, j->n_rows - r0);
+        for (int64_t r = 0; r < nt; r++)
+            k->dequantize_row[j->from]((const uint8_t *)j->src + (size_t)source_row(j, r0 + r) * in_row, x + r * n, n);
+        orion_status st = orion__gptq_quantize_rows(t->gptq, j->to, x, nt, t->dst + (size_t)r0 * out_row, y);
+        if (st != ORION_OK) {
+            t->status[ith] = st;
+            snprintf(t->msg[ith], sizeof t->msg[ith], "%s", orion_last_error());
+            return;
+        }
+        for (int64_t r = 0; r < nt; r++) {
+            const float *xr = x + r * n, *yr = y + r * n;
+            for (int64_t i = 0; i < n; i++) {
+                double e = (double)yr[i] - (double)xr[i];
+                err += e * e;
+                ref += (double)xr[i] * (double)xr[i];
+            }
+            double o_ref = 0.0;
+            oerr += orion__gptq_output_error(j->hessian, n, xr, yr, &o_ref);
+            oref += o_ref;
+        }
+    }
+    t->sums[N_SUMS * ith] = err;
+    t->sums[N_SUMS * ith + 1] = ref;
+    t->sums[N_SUMS * ith + 2] = oerr;
+    t->sums[N_SUMS * ith + 3] = oref;
+}
 
 static void convert_rows(void *arg, int ith, int nth) {
     row_task *t = arg;
+    t->status[ith] = ORION_OK;
+    if (t->gptq) {
+        convert_rows_gptq(t, ith, nth);
+        return;
+    }
     const tensor_job *j = t->job;
     const orion_kernels *k = orion__kernels();
     size_t in_row = orion_type_row_bytes(j->from, j->n_per_row);
     size_t out_row = orion_type_row_bytes(j->to, j->n_per_row);
-    float *x = t->bufs + (size_t)ith * 2 * (size_t)j->n_per_row, *y = x + j->n_per_row;
+    float *x = t->bufs + (size_t)ith * 2 * ORION_GPTQ_TILE * (size_t)j->n_per_row, *y = x + j->n_per_row;
     double err = 0.0, ref = 0.0;
     orion_quant_params qp = {j->calibrate, j->importance};
     for (int64_t r = ith; r < j->n_rows; r += nth) {
@@ -231,8 +287,8 @@ static void convert_rows(void *arg, int ith, int nth) {
             ref += (double)x[i] * (double)x[i];
         }
     }
-    t->sums[2 * ith] = err;
-    t->sums[2 * ith + 1] = ref;
+    t->sums[N_SUMS * ith] = err;
+    t->sums[N_SUMS * ith + 1] = ref;
 }
 
 typedef struct convert_ctx {
@@ -250,7 +306,8 @@ static orion_status produce(void *user, void *dst, size_t n_bytes) {
     tensor_job *j = &p->job;
     int nth = p->ctx->n_threads;
     orion_tensor_report rep = {j->name, j->from, j->to, j->n_rows * j->n_per_row,
-                               orion_type_row_bytes(j->from, j->n_per_row) * (size_t)j->n_rows, n_bytes, 0.0, 0.0};
+                               orion_type_row_bytes(j->from, j->n_per_row) * (size_t)j->n_rows, n_bytes, 0.0, 0.0,
+                               -1.0, false};
     if (j->from == j->to && j->rope_heads > 0) {
         size_t row = orion_type_row_bytes(j->from, j->n_per_row);
         for (int64_t r = 0; r < j->n_rows; r++)
@@ -258,22 +315,48 @@ static orion_status produce(void *user, void *dst, size_t n_bytes) {
     } else if (j->from == j->to) {
         memcpy(dst, j->src, n_bytes);
     } else {
-        float *bufs = orion__malloc((size_t)nth * 2 * (size_t)j->n_per_row * sizeof(float));
-        double *sums = orion__calloc((size_t)nth * 2, sizeof(double));
-        if (!bufs || !sums) {
-            orion__free(bufs);
-            orion__free(sums);
-            return orion__fail(ORION_ERR_NOMEM, "tensor '%s': out of memory for row buffers", j->name);
+        orion__gptq *g = NULL;
+        if (j->hessian) {
+            orion__gptq_params gp = orion__gptq_default_params();
+            gp.damp = j->params->gptq_damp;
+            gp.search_scale = j->calibrate;
+            orion_status st = orion__gptq_init(j->hessian, j->n_per_row, &gp, &g);
+            if (st != ORION_OK) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", orion_last_error());
+                return orion__fail(st, "tensor '%s': %s", j->name, why);
+            }
         }
-        row_task t = {j, dst, bufs, sums, nth};
-        orion_threadpool_run(p->ctx->pool, convert_rows, &t);
-        double err = 0.0, ref = 0.0;
-        for (int i = 0; i < nth; i++) err += sums[2 * i], ref += sums[2 * i + 1];
+        float *bufs = orion__malloc((size_t)nth * 2 * ORION_GPTQ_TILE * (size_t)j->n_per_row * sizeof(float));
+        double *sums = orion__calloc((size_t)nth * N_SUMS, sizeof(double));
+        orion_status *status = orion__calloc((size_t)nth, sizeof *status);
+        char (*msg)[256] = orion__calloc((size_t)nth, sizeof *msg);
+        orion_status st = ORION_OK;
+        if (!bufs || !sums || !status || !msg) {
+            st = orion__fail(ORION_ERR_NOMEM, "tensor '%s': out of memory for row buffers", j->name);
+        } else {
+            row_task t = {j, dst, bufs, sums, g, status, msg};
+            orion_threadpool_run(p->ctx->pool, convert_rows, &t);
+            double err = 0.0, ref = 0.0, oerr = 0.0, oref = 0.0;
+            for (int i = 0; i < nth; i++) {
+                err += sums[N_SUMS * i], ref += sums[N_SUMS * i + 1];
+                oerr += sums[N_SUMS * i + 2], oref += sums[N_SUMS * i + 3];
+                if (status[i] != ORION_OK && st == ORION_OK) st = orion__fail(status[i], "tensor '%s': %s", j->name, msg[i]);
+            }
+            double n = (double)ORION_MAX(rep.n_elems, 1);
+            rep.rmse = sqrt(err / n);
+            rep.rel_err = ref > 0.0 ? sqrt(err / ref) : 0.0;
+            if (g) {
+                rep.gptq = true;
+                rep.out_rel_err = oref > 0.0 ? sqrt(ORION_MAX(oerr, 0.0) / oref) : 0.0;
+            }
+        }
         orion__free(bufs);
         orion__free(sums);
-        double n = (double)ORION_MAX(rep.n_elems, 1);
-        rep.rmse = sqrt(err / n);
-        rep.rel_err = ref > 0.0 ? sqrt(err / ref) : 0.0;
+        orion__free(status);
+        orion__free(msg);
+        orion__gptq_free(g);
+        if (st != ORION_OK) return st;
     }
     if (j->params->on_tensor) j->params->on_tensor(j->params->user, j->index, j->count, &rep);
     return ORION_OK;
@@ -302,7 +385,12 @@ static orion_status add_tensors(orion_gguf_writer *w, const source_tensor *ts, i
         producer *pr = &prods[i];
         pr->ctx = ctx;
         pr->job = (tensor_job){t->name, t->type, to, t->ne[1] * t->ne[2] * t->ne[3], t->ne[0], t->data,
-                               imatrix_find(im, t->name, t->ne[0]), p->calibrate, i, n, p, t->rope_heads};
+                               imatrix_find(im, t->name, t->ne[0]), p->calibrate, i, n, p, t->rope_heads, NULL};
+        /* GPTQ for multiplied matrices of the 32-block types */
+        if (p->hessian && t->n_dims == 2 && t->ne[0] % ORION_QK == 0 &&
+            (to == ORION_TYPE_Q4_0 || to == ORION_TYPE_Q4_1 || to == ORION_TYPE_Q8_0) &&
+            strcmp(t->name, "token_embd.weight") != 0)
+            pr->job.hessian = p->hessian(p->hessian_user, t->name, t->ne[0]);
         orion_status st = orion__gguf_writer_add_tensor_fn(w, t->name, to, t->n_dims, t->ne, produce, pr);
         if (st != ORION_OK) return st;
     }
@@ -326,6 +414,8 @@ static const char *base_name(const char *path) {
 orion_status orion_convert(const char *src, const char *dst, const orion_convert_params *params) {
     if (!src || !dst) return orion__fail(ORION_ERR_INVALID_ARG, "orion_convert: NULL path");
     orion_convert_params p = params ? *params : orion_convert_default_params();
+    if (!(p.gptq_damp >= 0.0) || !isfinite(p.gptq_damp))
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_convert: gptq_damp %g must be finite and >= 0", p.gptq_damp);
     if (p.type >= 0 && !orion_type_is_supported(p.type))
         return orion__fail(ORION_ERR_UNSUPPORTED, "orion_convert: unsupported target type %d", p.type);
     if (p.tensor_types && !tensor_type_rule(p.tensor_types, NULL, NULL))

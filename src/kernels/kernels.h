@@ -230,4 +230,62 @@ void orion__register_ops_avx2(orion_kernels *k);
 void orion__quantize_row_calibrated(orion_type type, const float *x, void *y,
                                     int64_t n, const float *importance);
 
+/* ---- GPTQ (quant_gptq.c) ------------------------------------------------------
+ * Quantizes a weight matrix W (n_rows x n_in floats, GGUF order: a row is one
+ * output, blocks of 32 consecutive inputs) to q4_0, q4_1 or q8_0 blocks so
+ * that sum over rows of (w - q)^T H (w - q) is small, where H = X^T X
+ * (n_in x n_in doubles, only the upper triangle j >= i is read) holds the
+ * calibration inputs the matrix multiplies. The blocks are ordinary GGUF
+ * blocks. Algorithm and costs: the comment at the top of quant_gptq.c. */
+#define ORION_GPTQ_TILE 4 /* rows quantize_rows processes together (they share U's reads) */
+
+typedef struct orion__gptq_params {
+    /* lambda = damp * mean(diag H) is added to H's diagonal (default 0.01);
+     * >= 0. Multiplied by 10 per retry while H is not positive definite. */
+    double damp;
+    /* false: each block's parameters by the reference rule (quant_ref.c)
+     * from the block's error-updated weights; true: by the calibrated search
+     * (quant_calib.c) weighted by GPTQ's per-column cost 1/U_jj^2. */
+    bool   search_scale;
+} orion__gptq_params;
+
+orion__gptq_params orion__gptq_default_params(void);
+
+/* The factored Hessian: prepared once, then used for any number of rows. */
+typedef struct orion__gptq orion__gptq;
+
+/* Factors h (n_in x n_in; the caller keeps it, it is not referenced after
+ * the call). Memory: 2 * n_in^2 doubles while it runs, n_in^2 kept. Errors:
+ * ORION_ERR_INVALID_ARG (NULL, n_in out of [1, 131072], a negative or
+ * non-finite entry, not positive definite after 6 dampings),
+ * ORION_ERR_NOMEM, ORION_ERR_RANGE. Dead inputs (H_ii == 0) are allowed:
+ * their weights are quantized as 0. */
+orion_status orion__gptq_init(const double *h, int64_t n_in, const orion__gptq_params *params,
+                              orion__gptq **out);
+void         orion__gptq_free(orion__gptq *g); /* NULL is a no-op */
+int64_t      orion__gptq_n_in(const orion__gptq *g);
+/* The damping actually added to the diagonal (after any retries). */
+double       orion__gptq_damping(const orion__gptq *g);
+
+/* Quantizes n_rows rows of n_in floats (w, row-major) into dst
+ * (n_rows * orion_type_row_bytes(type, n_in) bytes). deq (may be NULL;
+ * n_rows x n_in floats) receives the values the algorithm assumed, which are
+ * exactly what dequantize_row returns for dst. n_in must be a multiple of
+ * 32. Allocates ORION_GPTQ_TILE rows of doubles. Errors: ORION_ERR_UNSUPPORTED
+ * (type), ORION_ERR_INVALID_ARG (NULL, shape, a non-finite weight),
+ * ORION_ERR_RANGE (a block's scale outside f16), ORION_ERR_NOMEM. Rows are
+ * independent, so callers may split them over threads with one g. */
+orion_status orion__gptq_quantize_rows(const orion__gptq *g, orion_type type, const float *w, int64_t n_rows,
+                                       void *dst, float *deq);
+
+/* init + quantize_rows over the pool (NULL: the calling thread) + free. */
+orion_status orion__quantize_gptq(orion_type type, const float *w, int64_t n_rows, int64_t n_in,
+                                  const double *h, const orion__gptq_params *params, orion_threadpool *pool,
+                                  void *dst, float *deq);
+
+/* (w - q)^T H (w - q) for one row of n values (q NULL: w^T H w), H read
+ * from its upper triangle: the output error that GPTQ minimizes. ref (may
+ * be NULL) receives w^T H w from the same pass. */
+double orion__gptq_output_error(const double *h, int64_t n, const float *w, const float *q, double *ref);
+
 #endif /* ORION_KERNELS_H */
