@@ -61,6 +61,13 @@ void orion__tfjs_free(orion_tfjs_model *m) {
     orion__free(m);
 }
 
+/* A node or weight name as TensorFlow allows it: not empty, and without
+ * the input syntax ("^name" for a control input, "name:1" for an output),
+ * which would make it unreachable by name. */
+static bool valid_name(const char *s) {
+    return s[0] && s[0] != '^' && !strchr(s, ':');
+}
+
 static orion_status parse_nodes(orion_tfjs_model *m, const cJSON *arr) {
     int n = cJSON_GetArraySize(arr);
     m->nodes = orion__calloc((size_t)(n ? n : 1), sizeof *m->nodes);
@@ -76,6 +83,9 @@ static orion_status parse_nodes(orion_tfjs_model *m, const cJSON *arr) {
         if (!cJSON_IsString(name) || !cJSON_IsString(op))
             return orion__fail(ORION_ERR_FORMAT, "%s: modelTopology.node[%d]: \"name\" and \"op\" must be strings", m->label,
                                (int)i);
+        if (!valid_name(name->valuestring))
+            return orion__fail(ORION_ERR_FORMAT, "%s: modelTopology.node[%d]: '%.80s' is not a valid node name", m->label,
+                               (int)i, name->valuestring);
         if (input && !cJSON_IsArray(input))
             return orion__fail(ORION_ERR_FORMAT, "%s: node '%s': \"input\" is %s, not an array", m->label,
                                name->valuestring, orion__json_kind(input));
@@ -115,6 +125,9 @@ static orion_status parse_weight(orion_tfjs_model *m, int32_t group, const cJSON
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(it, "dtype");
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(it, "quantization");
     if (!cJSON_IsString(name)) return orion__fail(ORION_ERR_FORMAT, "%s: weightsManifest[%d]: a weight has no name", m->label, (int)group);
+    if (!valid_name(name->valuestring))
+        return orion__fail(ORION_ERR_FORMAT, "%s: weightsManifest[%d]: '%.80s' is not a valid weight name", m->label,
+                           (int)group, name->valuestring);
     if (!(w->name = dup_str(name->valuestring))) return orion__fail(ORION_ERR_NOMEM, "%s: out of memory", m->label);
     w->group = group;
     if (!cJSON_IsArray(shape))
