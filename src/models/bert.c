@@ -39,6 +39,7 @@
  */
 #include "kernels/kernels.h"
 #include "models/encoder.h"
+#include "models/tensor_f32.h"
 #include "models/wordpiece.h"
 
 #include <math.h>
@@ -118,27 +119,9 @@ static orion_status matrix(const orion_gguf *g, const char *label, const char *n
     return ORION_OK;
 }
 
-/* A 1-D tensor of n values as f32: pointed to when stored as aligned f32,
- * else converted into m->owned. */
 static orion_status vector(bert *m, const orion_gguf *g, const char *label, const char *name, int64_t n,
                            const float **out) {
-    const orion_gguf_tensor *t = orion_gguf_find_tensor(g, name);
-    if (!t) return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s' is missing", label, name);
-    if (t->n_elems != n)
-        return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s' has %lld elements, expected %lld", label, name,
-                           (long long)t->n_elems, (long long)n);
-    if (t->type == ORION_TYPE_F32 && ((uintptr_t)t->data % 4) == 0) {
-        *out = t->data;
-        return ORION_OK;
-    }
-    if (m->owned_used + (size_t)n > m->owned_cap)
-        return orion__fail(ORION_ERR_INTERNAL, "%s: too many converted 1-D tensors", label);
-    float *dst = m->owned + m->owned_used;
-    orion_status st = orion_dequantize(t->type, t->data, dst, n);
-    if (st != ORION_OK) return orion__fail(st, "%s: tensor '%s': %s", label, name, orion_last_error());
-    m->owned_used += (size_t)n;
-    *out = dst;
-    return ORION_OK;
+    return orion__tensor_f32(g, label, name, n, m->owned, m->owned_cap, &m->owned_used, out);
 }
 
 static orion_status load_vocab(bert *m, const orion_gguf *g, const char *label) {

@@ -37,6 +37,7 @@
  */
 #include "formats/gguf_internal.h"
 #include "kernels/kernels.h"
+#include "models/tensor_f32.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -115,26 +116,8 @@ static orion_status matrix(const orion_gguf *g, const char *path, const char *na
     return ORION_OK;
 }
 
-/* A 1-D tensor of n values as f32: pointed to when stored as aligned f32,
- * else converted into c->owned. */
 static orion_status vector(orion_clip *c, const char *path, const char *name, int64_t n, const float **out) {
-    const orion_gguf_tensor *t = orion_gguf_find_tensor(c->gguf, name);
-    if (!t) return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
-    if (t->n_elems != n)
-        return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s' has %lld elements, expected %lld", path, name,
-                           (long long)t->n_elems, (long long)n);
-    if (t->type == ORION_TYPE_F32 && ((uintptr_t)t->data % 4) == 0) {
-        *out = t->data;
-        return ORION_OK;
-    }
-    if (c->owned_used + (size_t)n > c->owned_cap)
-        return orion__fail(ORION_ERR_INTERNAL, "%s: too many converted 1-D tensors", path);
-    float *dst = c->owned + c->owned_used;
-    orion_status st = orion_dequantize(t->type, t->data, dst, n);
-    if (st != ORION_OK) return orion__fail(st, "%s: tensor '%s': %s", path, name, orion_last_error());
-    c->owned_used += (size_t)n;
-    *out = dst;
-    return ORION_OK;
+    return orion__tensor_f32(c->gguf, path, name, n, c->owned, c->owned_cap, &c->owned_used, out);
 }
 
 static size_t wbytes(const weight *w) {
