@@ -552,6 +552,23 @@ done:
     return st;
 }
 
+/* Runs n positions from pos in batches of n_batch: token ids, or (tokens
+ * NULL) rows of n_embd input vectors; logits as orion_llm_eval says. */
+static orion_status eval_chunks(orion_llm *m, const int32_t *tokens, const float *emb, int32_t n, int32_t pos,
+                                float *logits, bool all_logits) {
+    const size_t E = (size_t)m->info.n_embd;
+    for (int32_t done = 0; done < n; done += m->n_batch) {
+        int B = (int)ORION_MIN((int32_t)m->n_batch, n - done);
+        float *lg = NULL;
+        if (logits && all_logits) lg = logits + (size_t)done * (size_t)m->info.n_vocab;
+        else if (logits && done + B == n) lg = logits;
+        orion_status st = eval_batch(m, tokens ? tokens + done : NULL, tokens ? NULL : emb + (size_t)done * E, B,
+                                     pos + done, lg, all_logits);
+        if (st != ORION_OK) return st;
+    }
+    return ORION_OK;
+}
+
 orion_status orion_llm_eval(orion_llm *m, const int32_t *tokens, int32_t n, int32_t pos, float *logits,
                             bool all_logits) {
     if (!m || (!tokens && n > 0) || n < 0 || pos < 0)
@@ -563,16 +580,7 @@ orion_status orion_llm_eval(orion_llm *m, const int32_t *tokens, int32_t n, int3
         if (tokens[i] < 0 || tokens[i] >= m->info.n_vocab)
             return orion__fail(ORION_ERR_INVALID_ARG, "orion_llm_eval: token %d at index %d is outside [0, %d)",
                                tokens[i], i, m->info.n_vocab);
-    for (int32_t done = 0; done < n; done += m->n_batch) {
-        int B = (int)ORION_MIN((int32_t)m->n_batch, n - done);
-        bool last = done + B == n;
-        float *lg = NULL;
-        if (logits && all_logits) lg = logits + (size_t)done * (size_t)m->info.n_vocab;
-        else if (logits && last) lg = logits;
-        orion_status st = eval_batch(m, tokens + done, NULL, B, pos + done, lg, all_logits);
-        if (st != ORION_OK) return st;
-    }
-    return ORION_OK;
+    return eval_chunks(m, tokens, NULL, n, pos, logits, all_logits);
 }
 
 orion_status orion_llm_eval_embeddings(orion_llm *m, const float *emb, int32_t n, int32_t pos, float *logits,
@@ -587,14 +595,5 @@ orion_status orion_llm_eval_embeddings(orion_llm *m, const float *emb, int32_t n
         if (!isfinite(emb[i]))
             return orion__fail(ORION_ERR_INVALID_ARG, "orion_llm_eval_embeddings: value %zu of row %zu is not finite",
                                i % E, i / E);
-    for (int32_t done = 0; done < n; done += m->n_batch) {
-        int B = (int)ORION_MIN((int32_t)m->n_batch, n - done);
-        bool last = done + B == n;
-        float *lg = NULL;
-        if (logits && all_logits) lg = logits + (size_t)done * (size_t)m->info.n_vocab;
-        else if (logits && last) lg = logits;
-        orion_status st = eval_batch(m, NULL, emb + (size_t)done * E, B, pos + done, lg, all_logits);
-        if (st != ORION_OK) return st;
-    }
-    return ORION_OK;
+    return eval_chunks(m, NULL, emb, n, pos, logits, all_logits);
 }
