@@ -20,6 +20,7 @@
  *    installs both).
  */
 #include "test_util.h"
+#include "test_http.h"
 
 #include "core/core.h"
 #include "orion.h"
@@ -37,35 +38,6 @@ static bool stories_path(char *path, size_t n) {
     const char *shared = test_shared_dir();
     snprintf(path, n, "%s/models/stories260K/stories260K.gguf", shared ? shared : "../shared");
     return access(path, R_OK) == 0;
-}
-
-static int raw_http(int port, const char *req, size_t len, char *reply, size_t cap) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t k = send(fd, req + off, len - off, MSG_NOSIGNAL);
-        if (k <= 0) break;
-        off += (size_t)k;
-    }
-    size_t got = 0;
-    for (;;) {
-        ssize_t k = recv(fd, reply + got, cap - 1 - got, 0);
-        if (k <= 0) break;
-        got += (size_t)k;
-        if (got == cap - 1) break;
-    }
-    reply[got] = 0;
-    close(fd);
-    int code = 0;
-    sscanf(reply, "HTTP/1.%*d %d", &code);
-    return code;
 }
 
 static int request(int port, const char *method, const char *path, const char *body, const char *headers, char *reply,
