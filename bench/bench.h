@@ -31,6 +31,12 @@ double bench_now(void);
 void *bench_alloc(size_t bytes);
 void  bench_free(void *p);
 
+/* Parses a whole decimal integer in [lo, hi]; false otherwise. */
+bool bench_parse_int(const char *s, long lo, long hi, int *out);
+
+/* Median of v[0..n) (sorts v in place); 0 when n <= 0. */
+double bench_median(double *v, int n);
+
 /* Size of the last-level (L3) cache in bytes, from sysfs, else sysconf;
  * 0 when unknown. */
 size_t bench_l3_bytes(void);

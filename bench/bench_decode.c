@@ -77,32 +77,17 @@ static int usage(void) {
     return 2;
 }
 
-static bool parse_int(const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
 static double best_of(const double *v, int n) {
     double b = 0.0;
     for (int i = 0; i < n; i++) b = v[i] > b ? v[i] : b;
     return b;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median_of(const double *v, int n) {
     if (n <= 0) return 0.0;
     double s[DECODE_MAX_REPS];
     memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    return bench_median(s, n);
 }
 
 static int32_t argmax(const float *x, int n) {
@@ -473,13 +458,13 @@ int orion_cli_bench_decode(int argc, char **argv) {
         else if (strcmp(a, "--vs-llamacpp") == 0) o.vs_llamacpp = true;
         else if (strcmp(a, "--breakdown") == 0) o.breakdown = true;
         else if (strcmp(a, "--threads") == 0 && has) {
-            if (!parse_int(argv[++i], 1, BENCH_MAX_THREADS, &o.threads)) return usage();
+            if (!bench_parse_int(argv[++i], 1, BENCH_MAX_THREADS, &o.threads)) return usage();
         } else if (strcmp(a, "--prompt-tokens") == 0 && has) {
-            if (!parse_int(argv[++i], 1, 1 << 16, &o.prompt)) return usage();
+            if (!bench_parse_int(argv[++i], 1, 1 << 16, &o.prompt)) return usage();
         } else if (strcmp(a, "--gen-tokens") == 0 && has) {
-            if (!parse_int(argv[++i], 1, 1 << 16, &o.gen)) return usage();
+            if (!bench_parse_int(argv[++i], 1, 1 << 16, &o.gen)) return usage();
         } else if (strcmp(a, "--reps") == 0 && has) {
-            if (!parse_int(argv[++i], 1, DECODE_MAX_REPS, &o.reps)) return usage();
+            if (!bench_parse_int(argv[++i], 1, DECODE_MAX_REPS, &o.reps)) return usage();
         } else if (strcmp(a, "--kv-type") == 0 && has) {
             if (orion_type_from_name(argv[++i], &o.kv_type) != ORION_OK) {
                 fprintf(stderr, "orion bench decode: --kv-type: %s\n", orion_last_error());
@@ -487,7 +472,7 @@ int orion_cli_bench_decode(int argc, char **argv) {
             }
         } else if (strcmp(a, "--seed") == 0 && has) {
             int s;
-            if (!parse_int(argv[++i], 0, INT_MAX, &s)) return usage();
+            if (!bench_parse_int(argv[++i], 0, INT_MAX, &s)) return usage();
             o.seed = (uint64_t)s;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "orion bench decode: unknown option or missing value: '%s'\n", a);

@@ -71,20 +71,6 @@ static int usage(void) {
     return 2;
 }
 
-static bool parse_int(const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double best_s(const embed_runs *r) {
     double b = INFINITY;
     for (int i = 0; i < r->n; i++) b = r->s[i] < b ? r->s[i] : b;
@@ -95,8 +81,7 @@ static double median_s(const embed_runs *r) {
     if (r->n <= 0) return 0.0;
     double s[EMBED_MAX_REPS];
     memcpy(s, r->s, sizeof(double) * (size_t)r->n);
-    qsort(s, (size_t)r->n, sizeof(double), cmp_double);
-    return r->n % 2 ? s[r->n / 2] : 0.5 * (s[r->n / 2 - 1] + s[r->n / 2]);
+    return bench_median(s, r->n);
 }
 
 /* FLOPs of one batch (see the file comment). */
@@ -256,13 +241,13 @@ int orion_cli_bench_embed(int argc, char **argv) {
         if (strcmp(a, "--json") == 0) o.json = true;
         else if (strcmp(a, "--vs-ort") == 0 && has) o.onnx = argv[++i];
         else if (strcmp(a, "--threads") == 0 && has) {
-            if (!parse_int(argv[++i], 1, BENCH_MAX_THREADS, &o.threads)) return usage();
+            if (!bench_parse_int(argv[++i], 1, BENCH_MAX_THREADS, &o.threads)) return usage();
         } else if (strcmp(a, "--batch") == 0 && has) {
-            if (!parse_int(argv[++i], 1, 4096, &o.batch)) return usage();
+            if (!bench_parse_int(argv[++i], 1, 4096, &o.batch)) return usage();
         } else if (strcmp(a, "--seq") == 0 && has) {
-            if (!parse_int(argv[++i], 2, 1 << 16, &o.seq)) return usage();
+            if (!bench_parse_int(argv[++i], 2, 1 << 16, &o.seq)) return usage();
         } else if (strcmp(a, "--reps") == 0 && has) {
-            if (!parse_int(argv[++i], 1, EMBED_MAX_REPS, &o.reps)) return usage();
+            if (!bench_parse_int(argv[++i], 1, EMBED_MAX_REPS, &o.reps)) return usage();
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage();
             return 0;

@@ -247,16 +247,6 @@ static orion_status mm_call(const mm_case *c) {
                         c->y);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* One warm-up call, then timed calls (with the caches flushed before each
  * when fl is set): at least min_runs (1 when the warm-up alone took longer
  * than the budget), then more while within the budget, at most max_runs.
@@ -292,7 +282,7 @@ static orion_status time_case(const mm_case *c, const plan *p, const flusher *fl
         *runs = 0;
         return st;
     }
-    *median_s = median(samples, n);
+    *median_s = bench_median(samples, n);
     *runs = n;
     return ORION_OK;
 }
