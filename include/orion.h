@@ -608,6 +608,7 @@ typedef enum orion_chat_template {
     ORION_CHAT_LLAMA2,    /* <s>[INST] <<SYS>>..<</SYS>> user [/INST] answer </s> */
     ORION_CHAT_MISTRAL,   /* <s>[INST] user [/INST]answer</s>[INST] ... */
     ORION_CHAT_CHATML,    /* <|im_start|>role\ncontent<|im_end|>\n */
+    ORION_CHAT_VICUNA,    /* <s>system USER: user ASSISTANT: answer</s>USER: ... (LLaVA-1.5) */
 } orion_chat_template;
 
 typedef struct orion_chat_message {
@@ -615,7 +616,7 @@ typedef struct orion_chat_message {
     const char *content;
 } orion_chat_message;
 
-/* Parses "llama2", "mistral", "chatml" or "auto". */
+/* Parses "llama2", "mistral", "chatml", "vicuna" or "auto". */
 orion_status orion_chat_template_from_name(const char *name, orion_chat_template *out);
 const char  *orion_chat_template_name(orion_chat_template t);
 /* The template a model asks for (its GGUF tokenizer.chat_template, matched

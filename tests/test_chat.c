@@ -35,6 +35,8 @@ static void test_formats(void **state) {
     expect(ORION_CHAT_CHATML, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
                               "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nName a color<|im_end|>\n"
                               "<|im_start|>assistant\n");
+    /* LLaVA-1.5's conv_vicuna_v1: sep " " after a user turn, "</s>" after an answer */
+    expect(ORION_CHAT_VICUNA, "<s>Be brief. USER: Hi ASSISTANT: Hello.</s>USER: Name a color ASSISTANT:");
     /* too small a buffer: the needed size, truncated NUL-terminated text */
     char small[8];
     size_t need = 0;
@@ -55,12 +57,18 @@ static void test_detect_and_names(void **state) {
     assert_int_equal(orion__chat_template_detect(chatml, strlen(chatml)), ORION_CHAT_CHATML);
     assert_int_equal(orion__chat_template_detect(llama2, strlen(llama2)), ORION_CHAT_LLAMA2);
     assert_int_equal(orion__chat_template_detect(mistral, strlen(mistral)), ORION_CHAT_MISTRAL);
+    const char *vicuna = "{% for m in messages %}{% if m.role == 'user' %}USER: {{ m.content }} {% else %}"
+                         "ASSISTANT: {{ m.content }}</s>{% endif %}{% endfor %}ASSISTANT:";
+    assert_int_equal(orion__chat_template_detect(vicuna, strlen(vicuna)), ORION_CHAT_VICUNA);
     assert_int_equal(orion__chat_template_detect("", 0), ORION_CHAT_LLAMA2);
     orion_chat_template t;
     assert_int_equal(orion_chat_template_from_name("ChatML", &t), ORION_OK);
     assert_int_equal(t, ORION_CHAT_CHATML);
     assert_string_equal(orion_chat_template_name(ORION_CHAT_MISTRAL), "mistral");
-    assert_int_equal(orion_chat_template_from_name("vicuna", &t), ORION_ERR_NOT_FOUND);
+    assert_int_equal(orion_chat_template_from_name("Vicuna", &t), ORION_OK);
+    assert_int_equal(t, ORION_CHAT_VICUNA);
+    assert_string_equal(orion_chat_template_name(ORION_CHAT_VICUNA), "vicuna");
+    assert_int_equal(orion_chat_template_from_name("alpaca", &t), ORION_ERR_NOT_FOUND);
 }
 
 static void test_special_tokens(void **state) {

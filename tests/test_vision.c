@@ -10,7 +10,7 @@
  * mmproj layout with their float64 projector outputs, and a tiny Llama
  * decoder. Checks:
  *   - decoding (PNG: RGB, RGBA, grey, palette, Adam7, 16-bit; JPEG: baseline,
- *     grey, progressive) equals Pillow's convert("RGB") byte for byte;
+ *     grey, progressive, Adobe CMYK) equals Pillow's convert("RGB") byte for byte;
  *   - pad to square + bicubic resize to 336 equals Pillow byte for byte;
  *     orion_clip_preprocess's floats equal the reference's exactly (bound 0);
  *   - the projector output is within 1e-4 (max |diff|) of PyTorch, with 1
@@ -367,6 +367,120 @@ static void test_llava_generate(void **state) {
     check_no_leak(mem0);
 }
 
+/* ---- orion chat with /image -------------------------------------------------------- */
+
+/* What `orion chat` prints for a reply of reference tokens: pieces up to
+ * EOS or max, the first one's leading space dropped. */
+static void reply_text(orion_llm *llm, const int32_t *gen, int n, int max, int32_t eos, char *out, size_t cap) {
+    size_t len = 0;
+    for (int i = 0; i < n && i < max && gen[i] != eos; i++) {
+        char piece[256];
+        size_t k = orion_llm_token_to_piece(llm, gen[i], piece, sizeof piece);
+        const char *p = piece;
+        if (i == 0 && k > 0 && p[0] == ' ') p++, k--;
+        assert_true(len + k < cap);
+        memcpy(out + len, p, k);
+        len += k;
+    }
+    out[len] = '\0';
+}
+
+/* The reference's greedy reply to a formatted conversation with the image
+ * where "<image>" stands. */
+static void ref_reply(orion_llm *llm, const char *conv, int max, int32_t eos, char *out, size_t cap) {
+    const char *tag = strstr(conv, "<image>");
+    assert_non_null(tag);
+    int32_t ids[512], nb = 0, na = 0;
+    assert_int_equal(orion_llm_tokenize_special(llm, conv, (size_t)(tag - conv), false, ids, 512, &nb), ORION_OK);
+    assert_int_equal(orion_llm_tokenize_special(llm, tag + 7, strlen(tag + 7), false, ids + nb, 512 - nb, &na),
+                     ORION_OK);
+    char tok_path[512];
+    path_in(tok_path, sizeof tok_path, "prompt.tok");
+    FILE *f = fopen(tok_path, "wb");
+    assert_non_null(f);
+    int32_t hdr[2] = {nb, na};
+    assert_int_equal(fwrite(hdr, sizeof hdr, 1, f), 1);
+    assert_int_equal(fwrite(ids, sizeof(int32_t), (size_t)(nb + na), f), (size_t)(nb + na));
+    fclose(f);
+    char arg[1100];
+    snprintf(arg, sizeof arg, "generate '%s'", work_dir);
+    assert_true(test_run_ref_script("clip_ref.py", arg, "torch, numpy and PIL"));
+    int32_t *gen = slurp("gen.tok", NULL);
+    assert_non_null(gen);
+    reply_text(llm, gen, N_GEN, max, eos, out, cap);
+    free(gen);
+}
+
+/* Two turns of `orion chat --mmproj` (vicuna template, greedy): the image
+ * attached with /image, the second turn reusing the KV cache. Each reply
+ * equals the PyTorch reference's greedy reply to the whole conversation so
+ * far, and the replies depend on the image (a turn without it differs). */
+static void test_chat_image(void **state) {
+    (void)state;
+    require_ref();
+    const char *bin = getenv("ORION_BIN");
+    if (!bin) skip();
+    enum { MAXN = 8 };
+    char lm[512], proj[512], png[512], in_path[512], out_path[512], cmd[4096];
+    path_in(lm, sizeof lm, "lm.gguf");
+    path_in(proj, sizeof proj, "clip_quick.gguf");
+    path_in(png, sizeof png, "llava.png");
+    path_in(in_path, sizeof in_path, "chat.in");
+    path_in(out_path, sizeof out_path, "chat.out");
+    orion_llm_params lp = orion_llm_default_params();
+    lp.kv_type = ORION_TYPE_F32;
+    lp.n_ctx = 128;
+    orion_llm *llm = NULL;
+    assert_int_equal(orion_llm_load(lm, &lp, &llm), ORION_OK);
+    orion_llm_info li;
+    orion_llm_get_info(llm, &li);
+
+    FILE *f = fopen(in_path, "w");
+    assert_non_null(f);
+    fprintf(f, "/image %s/missing.png\n/image %s\nthe a and\nis it\n/reset\nthe a and\n/quit\n", work_dir, png);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "'%s' chat '%s' --mmproj '%s' --template vicuna --temp 0 -n %d --kv-type f32 --ctx 128 --threads 2 "
+             "< '%s' > '%s'",
+             bin, lm, proj, MAXN, in_path, out_path);
+    int rc = system(cmd);
+    assert_true(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    size_t n_got = 0;
+    char *got = slurp("chat.out", &n_got);
+    assert_non_null(got);
+    got = realloc(got, n_got + 1);
+    assert_non_null(got);
+    got[n_got] = '\0';
+
+    char r1[1024], r2[1024], r3[1024], conv[4096], want[4096];
+    ref_reply(llm, "<s>USER: <image>\nthe a and ASSISTANT:", MAXN, li.eos, r1, sizeof r1);
+    snprintf(conv, sizeof conv, "<s>USER: <image>\nthe a and ASSISTANT: %s</s>USER: is it ASSISTANT:", r1);
+    ref_reply(llm, conv, MAXN, li.eos, r2, sizeof r2);
+    /* after /reset the image is gone: the plain text turn, computed by orion itself */
+    int32_t ids[64], n = 0;
+    const char *plain = "<s>USER: the a and ASSISTANT:";
+    assert_int_equal(orion_llm_tokenize_special(llm, plain, strlen(plain), false, ids, 64, &n), ORION_OK);
+    float *logits = malloc(sizeof(float) * (size_t)li.n_vocab);
+    assert_int_equal(orion_llm_eval(llm, ids, n, 0, logits, false), ORION_OK);
+    int32_t gen[MAXN];
+    for (int i = 0; i < MAXN; i++) {
+        int32_t best = 0;
+        for (int v = 1; v < li.n_vocab; v++)
+            if (logits[v] > logits[best]) best = v;
+        gen[i] = best;
+        assert_int_equal(orion_llm_eval(llm, &best, 1, n + i, logits, false), ORION_OK);
+    }
+    reply_text(llm, gen, MAXN, MAXN, li.eos, r3, sizeof r3);
+    snprintf(want, sizeof want, "%s\n%s\n%s\n", r1, r2, r3);
+    if (strcmp(got, want) != 0) fprintf(stderr, "orion chat printed:\n[%s]\nexpected:\n[%s]\n", got, want);
+    assert_string_equal(got, want);
+    assert_true(strcmp(r1, r3) != 0); /* the image matters */
+    printf("  chat: turn 1 \"%s\", turn 2 (KV reused) \"%s\", without the image \"%s\"\n", r1, r2, r3);
+    free(logits);
+    free(got);
+    orion_llm_free(llm);
+}
+
 /* ---- bad input ------------------------------------------------------------------------------- */
 
 static orion_status load_mem(const void *p, size_t n, const orion_image_limits *lim) {
@@ -500,6 +614,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_and_resize), cmocka_unit_test(test_preprocess),
         cmocka_unit_test(test_projector),         cmocka_unit_test(test_llava_generate),
+        cmocka_unit_test(test_chat_image),
         cmocka_unit_test(test_bad_images),        cmocka_unit_test(test_bad_models),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

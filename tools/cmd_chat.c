@@ -1,25 +1,47 @@
 /*
  * cmd_chat.c — `orion chat MODEL`: an interactive conversation on standard
  * input and output. Each turn formats the whole conversation with the chat
- * template, tokenizes it with special pieces, and evaluates only the tokens
- * after the longest prefix already in the KV cache, so earlier turns are not
- * recomputed. Lines starting with '/' are commands: /reset, /quit.
+ * template, tokenizes it with special pieces, and evaluates only the
+ * positions after the longest prefix already in the KV cache, so earlier
+ * turns are not recomputed. Lines starting with '/' are commands: /reset,
+ * /quit, and with --mmproj /image FILE.
+ *
+ * Images (LLaVA-1.5): `/image FILE` encodes the image at once (CLIP +
+ * projector) and attaches it to the next user message, which is then sent
+ * as "<image>\n" + text (LLaVA's convention: the image before the words).
+ * The formatted conversation is split at each "<image>"; every text part is
+ * tokenized on its own (as orion_llava_eval_prompt does) and each image
+ * takes n_patches positions. The positions are kept as a sequence of
+ * entries — a token id (>= 0), or -(k + 1) for a row of image k — so the
+ * prefix comparison with the KV cache covers images too, and follow-up
+ * turns reuse the image rows already in the cache. The image embeddings
+ * stay in memory (n_patches x n_embd floats each) until /reset, for when a
+ * turn must re-evaluate from before an image.
  */
 #include "cli.h"
 #include "orion.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#define IMAGE_TAG "<image>"
+#define MAX_IMAGES 64
+
 typedef struct history {
     orion_chat_message *m;
     char              **owned;
     size_t              n, cap;
 } history;
+
+/* The images of the conversation, in the order they were attached. */
+typedef struct images {
+    float  *emb[MAX_IMAGES];
+    int     n, n_sent;       /* attached; of those, already in a sent message */
+    int32_t n_patches, n_embd;
+} images;
 
 static bool history_add(history *h, const char *role, const char *content) {
     if (h->n == h->cap) {
@@ -45,15 +67,105 @@ static void history_clear(history *h, size_t keep) {
     while (h->n > keep) free(h->owned[--h->n]);
 }
 
+static void images_clear(images *im, int keep) {
+    while (im->n > keep) free(im->emb[--im->n]);
+    if (im->n_sent > im->n) im->n_sent = im->n;
+}
+
+/* Loads and encodes FILE as the next image. */
+static bool image_attach(images *im, orion_clip *clip, const char *path) {
+    if (im->n == MAX_IMAGES) {
+        fprintf(stderr, "orion chat: at most %d images per conversation (use /reset)\n", MAX_IMAGES);
+        return false;
+    }
+    orion_image *img = NULL;
+    float *emb = malloc(sizeof(float) * (size_t)im->n_patches * (size_t)im->n_embd);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!emb || orion_image_load(path, NULL, &img) != ORION_OK || orion_clip_encode(clip, img, emb) != ORION_OK) {
+        fprintf(stderr, "orion chat: %s\n", emb ? orion_last_error() : "out of memory");
+        orion_image_free(img);
+        free(emb);
+        return false;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "orion chat: image %d: %s, %d x %d -> %d positions, encoded in %.2f s\n", im->n + 1, path,
+            img->width, img->height, im->n_patches,
+            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    orion_image_free(img);
+    im->emb[im->n++] = emb;
+    return true;
+}
+
+/* The formatted conversation as positions: text parts tokenized on their
+ * own, each "<image>" replaced by n_patches entries -(k + 1) for image k.
+ * Prints why and returns false when it cannot (more than cap positions). */
+static bool to_positions(orion_llm *llm, const char *text, size_t len, const images *im, int32_t *out,
+                                 int32_t cap, int32_t *n_out) {
+    int32_t n = 0;
+    int k = 0;
+    const char *p = text, *end = text + len;
+    for (;;) {
+        const char *tag = k < im->n ? strstr(p, IMAGE_TAG) : NULL; /* tags past the images: text */
+        const size_t part = tag ? (size_t)(tag - p) : (size_t)(end - p);
+        int32_t got = 0;
+        if (part) {
+            if (orion_llm_tokenize_special(llm, p, part, false, out + n, cap - n, &got) != ORION_OK) {
+                fprintf(stderr, "orion chat: %s (use /reset)\n", orion_last_error());
+                return false;
+            }
+            n += got;
+        }
+        if (!tag) break;
+        if (im->n_patches > cap - n) {
+            fprintf(stderr, "orion chat: the conversation needs more than %d positions (use /reset)\n", cap);
+            return false;
+        }
+        for (int32_t i = 0; i < im->n_patches; i++) out[n++] = -(k + 1);
+        k++;
+        p = tag + strlen(IMAGE_TAG);
+    }
+    *n_out = n;
+    return true;
+}
+
+/* Evaluates positions [from, n) (tokens and image rows) at their own
+ * positions; logits for the last one. */
+static orion_status eval_positions(orion_llm *llm, const images *im, const int32_t *seq, int32_t from, int32_t n,
+                                   float *logits) {
+    int32_t i = from;
+    while (i < n) {
+        int32_t j = i + 1;
+        if (seq[i] >= 0) {
+            while (j < n && seq[j] >= 0) j++;
+            orion_status st = orion_llm_eval(llm, seq + i, j - i, i, j == n ? logits : NULL, false);
+            if (st != ORION_OK) return st;
+        } else {
+            const int k = -seq[i] - 1;
+            int32_t start = i; /* the image's first row */
+            while (start > 0 && seq[start - 1] == seq[i]) start--;
+            while (j < n && seq[j] == seq[i]) j++;
+            const float *rows = im->emb[k] + (size_t)(i - start) * (size_t)im->n_embd;
+            orion_status st = orion_llm_eval_embeddings(llm, rows, j - i, i, j == n ? logits : NULL, false);
+            if (st != ORION_OK) return st;
+        }
+        i = j;
+    }
+    return ORION_OK;
+}
+
 static int usage(void) {
-    fprintf(stderr, "usage: orion chat MODEL [--template llama2|mistral|chatml] [-s SYSTEM] [-n MAX_REPLY_TOKENS]\n"
-                    "                  [--temp T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--ctx C]\n"
-                    "                  [--tokenizer FILE]\n");
+    fprintf(stderr,
+            "usage: orion chat MODEL [--template llama2|mistral|chatml|vicuna] [-s SYSTEM] [-n MAX_REPLY_TOKENS]\n"
+            "                  [--temp T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--ctx C]\n"
+            "                  [--kv-type f16|f32|q8_0] [--tokenizer FILE] [--mmproj PROJ]\n"
+            "  commands: /reset, /quit; with --mmproj (a LLaVA projector), /image FILE attaches a PNG or\n"
+            "  JPEG to the next message (template auto picks vicuna, LLaVA-1.5's, when the model names none)\n");
     return 2;
 }
 
 int orion_cli_chat(int argc, char **argv) {
-    const char *model = NULL, *system = NULL, *tmpl_name = "auto";
+    const char *model = NULL, *system = NULL, *tmpl_name = "auto", *mmproj = NULL;
     int max_reply = 256;
     orion_llm_params lp = orion_llm_default_params();
     orion_sampler_params sp = orion_sampler_default_params();
@@ -71,6 +183,13 @@ int orion_cli_chat(int argc, char **argv) {
         else if (strcmp(a, "--threads") == 0 && has) lp.n_threads = atoi(argv[++i]);
         else if (strcmp(a, "--ctx") == 0 && has) lp.n_ctx = atoi(argv[++i]);
         else if (strcmp(a, "--tokenizer") == 0 && has) lp.tokenizer = argv[++i];
+        else if (strcmp(a, "--mmproj") == 0 && has) mmproj = argv[++i];
+        else if (strcmp(a, "--kv-type") == 0 && has) {
+            if (orion_type_from_name(argv[++i], &lp.kv_type) != ORION_OK) {
+                fprintf(stderr, "orion chat: --kv-type: %s\n", orion_last_error());
+                return 2;
+            }
+        }
         else if (a[0] == '-') return usage();
         else if (!model) model = a;
         else return usage();
@@ -82,16 +201,38 @@ int orion_cli_chat(int argc, char **argv) {
         return 2;
     }
     orion_llm *llm = NULL;
+    orion_clip *clip = NULL;
     orion_sampler *smp = NULL;
-    if (orion_llm_load(model, &lp, &llm) != ORION_OK) {
+    orion_clip_params cp = orion_clip_default_params();
+    cp.n_threads = lp.n_threads;
+    if (orion_llm_load(model, &lp, &llm) != ORION_OK || (mmproj && orion_clip_load(mmproj, &cp, &clip) != ORION_OK)) {
         fprintf(stderr, "orion chat: %s\n", orion_last_error());
+        orion_llm_free(llm);
         return 1;
     }
-    if (tmpl == ORION_CHAT_AUTO) tmpl = orion_llm_chat_template(llm);
     orion_llm_info in;
     orion_llm_get_info(llm, &in);
+    images im = {0};
+    if (clip) {
+        orion_clip_info ci;
+        orion_clip_get_info(clip, &ci);
+        if (ci.n_out != in.n_embd) {
+            fprintf(stderr, "orion chat: %s projects to %d values, but %s takes %d\n", mmproj, ci.n_out, model,
+                    in.n_embd);
+            orion_clip_free(clip);
+            orion_llm_free(llm);
+            return 1;
+        }
+        im.n_patches = ci.n_patches;
+        im.n_embd = ci.n_out;
+    }
+    if (tmpl == ORION_CHAT_AUTO) {
+        tmpl = orion_llm_chat_template(llm);
+        if (clip && orion_llm_chat_template(llm) == ORION_CHAT_LLAMA2) tmpl = ORION_CHAT_VICUNA;
+    }
     if (orion_sampler_init(&sp, in.n_vocab, &smp) != ORION_OK) {
         fprintf(stderr, "orion chat: %s\n", orion_last_error());
+        orion_clip_free(clip);
         orion_llm_free(llm);
         return 1;
     }
@@ -101,30 +242,52 @@ int orion_cli_chat(int argc, char **argv) {
         im_end = -1;
 
     bool tty = isatty(STDIN_FILENO);
-    if (tty) fprintf(stderr, "orion chat: %s, template %s, %d positions. /reset clears, /quit ends.\n", model,
-                     orion_chat_template_name(tmpl), in.n_ctx);
+    if (tty)
+        fprintf(stderr, "orion chat: %s, template %s, %d positions. /reset clears, /quit ends%s.\n", model,
+                orion_chat_template_name(tmpl), in.n_ctx, clip ? ", /image FILE attaches an image" : "");
     history h = {0};
     if (system) history_add(&h, "system", system);
     size_t keep = h.n;
-    int32_t *cache = malloc(sizeof(int32_t) * (size_t)in.n_ctx); /* tokens in the KV cache */
-    int32_t *prompt = malloc(sizeof(int32_t) * (size_t)in.n_ctx);
+    int32_t *cache = malloc(sizeof(int32_t) * (size_t)in.n_ctx); /* positions in the KV cache */
+    int32_t *seq = malloc(sizeof(int32_t) * (size_t)in.n_ctx);
     float *logits = malloc(sizeof(float) * (size_t)in.n_vocab);
-    char *text = NULL, *reply = malloc(1 << 16);
+    char *text = NULL, *reply = malloc(1 << 16), *msg = NULL;
     size_t text_cap = 0;
     int n_cache = 0, rc = 0;
     char line[1 << 14];
-    while (cache && prompt && logits && reply) {
+    while (cache && seq && logits && reply) {
         if (tty) fputs("> ", stderr);
         if (!fgets(line, sizeof line, stdin)) break;
         line[strcspn(line, "\n")] = '\0';
         if (strcmp(line, "/quit") == 0) break;
         if (strcmp(line, "/reset") == 0) {
             history_clear(&h, keep);
+            images_clear(&im, 0);
             n_cache = 0;
             continue;
         }
+        if (strncmp(line, "/image", 6) == 0 && (line[6] == ' ' || line[6] == '\0')) {
+            const char *path = line + 6;
+            while (*path == ' ') path++;
+            if (!clip) fprintf(stderr, "orion chat: /image needs a projector: start with --mmproj PROJ\n");
+            else if (!*path) fprintf(stderr, "orion chat: usage: /image FILE\n");
+            else image_attach(&im, clip, path);
+            continue;
+        }
         if (!line[0]) continue;
-        if (!history_add(&h, "user", line)) break;
+        if (clip && strstr(line, IMAGE_TAG)) {
+            fprintf(stderr, "orion chat: \"%s\" is reserved for images: attach one with /image FILE\n", IMAGE_TAG);
+            continue;
+        }
+        /* the user's message, with "<image>\n" for each newly attached image */
+        const int n_new = im.n - im.n_sent;
+        free(msg);
+        msg = malloc(strlen(line) + (size_t)n_new * (strlen(IMAGE_TAG) + 1) + 1);
+        if (!msg) break;
+        msg[0] = '\0';
+        for (int i = 0; i < n_new; i++) strcat(strcat(msg, IMAGE_TAG), "\n");
+        strcat(msg, line);
+        if (!history_add(&h, "user", msg)) break;
         size_t need = 0;
         orion_chat_format(tmpl, h.m, h.n, true, NULL, 0, &need);
         if (need + 1 > text_cap) {
@@ -133,25 +296,30 @@ int orion_cli_chat(int argc, char **argv) {
             text = malloc(text_cap);
             if (!text) break;
         }
-        int32_t n_prompt = 0;
-        if (orion_chat_format(tmpl, h.m, h.n, true, text, text_cap, &need) != ORION_OK ||
-            orion_llm_tokenize_special(llm, text, need, false, prompt, in.n_ctx, &n_prompt) != ORION_OK) {
+        int32_t n_seq = 0;
+        if (orion_chat_format(tmpl, h.m, h.n, true, text, text_cap, &need) != ORION_OK) {
             fprintf(stderr, "orion chat: %s (use /reset)\n", orion_last_error());
             history_clear(&h, h.n - 1);
             continue;
         }
+        if (!to_positions(llm, text, need, &im, seq, in.n_ctx, &n_seq) || n_seq == 0) {
+            history_clear(&h, h.n - 1);
+            continue;
+        }
         int common = 0;
-        while (common < n_cache && common < n_prompt - 1 && cache[common] == prompt[common]) common++;
-        if (orion_llm_eval(llm, prompt + common, n_prompt - common, common, logits, false) != ORION_OK) {
+        while (common < n_cache && common < n_seq - 1 && cache[common] == seq[common]) common++;
+        if (eval_positions(llm, &im, seq, common, n_seq, logits) != ORION_OK) {
             fprintf(stderr, "orion chat: %s (use /reset)\n", orion_last_error());
             history_clear(&h, h.n - 1);
             n_cache = 0;
             continue;
         }
-        memcpy(cache, prompt, sizeof(int32_t) * (size_t)n_prompt);
-        n_cache = n_prompt;
+        im.n_sent = im.n;
+        memcpy(cache, seq, sizeof(int32_t) * (size_t)n_seq);
+        n_cache = n_seq;
         size_t rlen = 0;
         for (int i = 0; i < max_reply && n_cache < in.n_ctx; i++) {
+            /* the sampler's repetition window sees image rows as -1: never a token */
             int32_t t = orion_sampler_sample(smp, logits, cache, n_cache);
             if (t == in.eos || t == im_end) break;
             char piece[256];
@@ -175,14 +343,17 @@ int orion_cli_chat(int argc, char **argv) {
         history_add(&h, "assistant", reply);
     }
     history_clear(&h, 0);
+    images_clear(&im, 0);
     free(h.m);
     free(h.owned);
     free(text);
+    free(msg);
     free(reply);
     free(cache);
-    free(prompt);
+    free(seq);
     free(logits);
     orion_sampler_free(smp);
+    orion_clip_free(clip);
     orion_llm_free(llm);
     return rc;
 }

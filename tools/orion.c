@@ -29,7 +29,7 @@ static void usage(FILE *f) {
             "  run MODEL -p PROMPT -n N   generate text [--temp T] [--top-k K] [--top-p P]\n"
             "                       [--min-p P] [--repeat-penalty R] [--seed S] [--threads N] [--ctx C]\n"
             "  imatrix MODEL -f TEXT -o FILE   per-column activation importance for quantize --imatrix\n"
-            "  chat MODEL           interactive chat [--template llama2|mistral|chatml] [-s SYSTEM]\n"
+            "  chat MODEL           interactive chat [--template llama2|mistral|chatml|vicuna] [--mmproj PROJ]\n"
             "  perplexity MODEL -f TEXT   perplexity [--ctx C] [--base MODEL: KL divergence, top-1] [--json]\n"
             "  embed MODEL [TEXT...]  sentence embeddings [--file F] [--format json|tsv|sim] [--batch N]\n"
             "                       [--threads N] [--max-tokens N] [--pooling mean|cls] [--no-normalize]\n"

@@ -18,7 +18,8 @@
  * expanded, and neither gamma nor EXIF orientation is applied. JPEG is
  * decoded by libjpeg-turbo with its defaults (the same library and settings
  * Debian's Pillow uses); a JPEG that ends early is an error (Pillow's
- * "image file is truncated"), as is a CMYK JPEG (unsupported).
+ * "image file is truncated"). CMYK and YCCK JPEGs become RGB as Pillow's
+ * convert("RGB") makes them (inverted when an Adobe marker says so).
  */
 #include "core/core.h"
 
@@ -172,7 +173,7 @@ typedef struct jpeg_ctx {
     char                          msg[JMSG_LENGTH_MAX + 32];
     const char                   *label;
     orion_image                  *img;
-    uint8_t                      *grey;  /* one row, grey images */
+    uint8_t                      *row;   /* one row, grey and CMYK images */
 } jpeg_ctx;
 
 static void jpeg_on_error(j_common_ptr cinfo) {
@@ -220,29 +221,42 @@ static orion_status decode_jpeg(jpeg_ctx *c, const uint8_t *data, size_t size, c
     case JCS_GRAYSCALE: ci->out_color_space = JCS_GRAYSCALE; break;
     case JCS_YCbCr:
     case JCS_RGB: ci->out_color_space = JCS_RGB; break;
+    case JCS_CMYK:
+    case JCS_YCCK: ci->out_color_space = JCS_CMYK; break; /* libjpeg turns YCCK into CMYK */
     default:
-        return orion__fail(ORION_ERR_UNSUPPORTED, "%s: JPEG: colour space %d (CMYK/YCCK) is not supported", c->label,
+        return orion__fail(ORION_ERR_UNSUPPORTED, "%s: JPEG: colour space %d is not supported", c->label,
                            (int)ci->jpeg_color_space);
     }
     jpeg_start_decompress(ci);
-    const bool grey = ci->out_color_components == 1;
-    if ((!grey && ci->out_color_components != 3) || ci->output_width != ci->image_width ||
-        ci->output_height != ci->image_height)
+    const int comps = ci->out_color_components;
+    if ((comps != 1 && comps != 3 && comps != 4) || (comps == 4) != (ci->out_color_space == JCS_CMYK) ||
+        ci->output_width != ci->image_width || ci->output_height != ci->image_height)
         return orion__fail(ORION_ERR_FORMAT, "%s: JPEG: unexpected output layout", c->label);
     if ((st = orion_image_new((int32_t)ci->output_width, (int32_t)ci->output_height, &c->img)) != ORION_OK)
         return orion__fail(st, "%s: %s", c->label, orion_last_error());
-    if (grey && !(c->grey = orion__malloc(ci->output_width)))
+    if (comps != 3 && !(c->row = orion__malloc((size_t)ci->output_width * (size_t)comps)))
         return orion__fail(ORION_ERR_NOMEM, "%s: out of memory", c->label);
+    /* Adobe (Photoshop) CMYK is stored inverted; Pillow reads it as "CMYK;I" */
+    const int inv = comps == 4 && ci->saw_Adobe_marker ? 255 : 0;
     const size_t stride = (size_t)ci->output_width * 3;
     while (ci->output_scanline < ci->output_height) {
         uint8_t *row = c->img->rgb + (size_t)ci->output_scanline * stride;
-        JSAMPROW r = grey ? c->grey : row;
+        JSAMPROW r = comps == 3 ? row : c->row;
         if (jpeg_read_scanlines(ci, &r, 1) != 1) {
             snprintf(c->msg, sizeof c->msg, "no scanline decoded");
             return orion__fail(ORION_ERR_FORMAT, "%s: JPEG: %s", c->label, c->msg);
         }
-        if (grey)
-            for (JDIMENSION x = 0; x < ci->output_width; x++) row[3 * x] = row[3 * x + 1] = row[3 * x + 2] = c->grey[x];
+        if (comps == 1)
+            for (JDIMENSION x = 0; x < ci->output_width; x++) row[3 * x] = row[3 * x + 1] = row[3 * x + 2] = c->row[x];
+        if (comps == 4) /* Pillow's convert("RGB") from CMYK: (255 - k) * (1 - c / 255), rounded as it does */
+            for (JDIMENSION x = 0; x < ci->output_width; x++) {
+                const uint8_t *q = c->row + 4 * (size_t)x;
+                const int nk = 255 - (q[3] ^ inv);
+                for (int ch = 0; ch < 3; ch++) {
+                    const int t = (q[ch] ^ inv) * nk + 128;
+                    row[3 * x + (size_t)ch] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
+                }
+            }
     }
     jpeg_finish_decompress(ci);
     return ORION_OK;
@@ -281,7 +295,7 @@ static orion_status decode(const uint8_t *data, size_t size, const char *label, 
         c->label = label;
         st = decode_jpeg(c, data, size, &lim);
         if (c->created) jpeg_destroy_decompress(&c->cinfo);
-        orion__free(c->grey);
+        orion__free(c->row);
         if (st == ORION_OK) *out = c->img;
         else orion_image_free(c->img);
         orion__free(c);

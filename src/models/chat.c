@@ -1,6 +1,7 @@
 /*
  * chat.c — chat prompt formats: Llama 2's [INST] with <<SYS>>, Mistral's
- * [INST] (the system prompt joins the first user turn), and ChatML. The text
+ * [INST] (the system prompt joins the first user turn), ChatML, and
+ * Vicuna v1 ("USER: ... ASSISTANT:", LLaVA-1.5's conv_vicuna_v1). The text
  * spells special pieces ("<s>", "</s>", "<|im_start|>") so that tokenizing it
  * with special-piece parsing gives the ids the model was trained on. A
  * model's own Jinja template is not executed; its markers pick one of these.
@@ -11,20 +12,21 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const names[] = {"auto", "llama2", "mistral", "chatml"};
+static const char *const names[] = {"auto", "llama2", "mistral", "chatml", "vicuna"};
+#define N_NAMES ((int)(sizeof names / sizeof names[0]))
 
 orion_status orion_chat_template_from_name(const char *name, orion_chat_template *out) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_NAMES; i++)
         if (name && strcasecmp(name, names[i]) == 0) {
             *out = (orion_chat_template)i;
             return ORION_OK;
         }
-    return orion__fail(ORION_ERR_NOT_FOUND, "unknown chat template '%s' (expected llama2, mistral, chatml or auto)",
+    return orion__fail(ORION_ERR_NOT_FOUND, "unknown chat template '%s' (expected llama2, mistral, chatml, vicuna or auto)",
                        name ? name : "");
 }
 
 const char *orion_chat_template_name(orion_chat_template t) {
-    return (unsigned)t < 4 ? names[t] : "?";
+    return (unsigned)t < (unsigned)N_NAMES ? names[t] : "?";
 }
 
 /* Picks a template from a Jinja chat template's markers. */
@@ -38,6 +40,7 @@ orion_chat_template orion__chat_template_detect(const char *jinja, size_t len) {
     buf[n] = '\0';
     if (strstr(buf, "<|im_start|>")) return ORION_CHAT_CHATML;
     if (strstr(buf, "[INST]")) return strstr(buf, "<<SYS>>") ? ORION_CHAT_LLAMA2 : ORION_CHAT_MISTRAL;
+    if (strstr(buf, "USER:") && strstr(buf, "ASSISTANT:")) return ORION_CHAT_VICUNA;
     return ORION_CHAT_LLAMA2;
 }
 
@@ -79,6 +82,25 @@ orion_status orion_chat_format(orion_chat_template t, const orion_chat_message *
             put(&o, "<|im_end|>\n");
         }
         if (add_assistant) put(&o, "<|im_start|>assistant\n");
+    } else if (t == ORION_CHAT_VICUNA) {
+        /* LLaVA-1.5: BOS, "SYSTEM " when given, then "USER: u ASSISTANT: a</s>" */
+        put(&o, "<s>");
+        for (size_t i = 0; i < n_msgs; i++) {
+            const orion_chat_message *m = &msgs[i];
+            if (role_is(m, "system")) {
+                put(&o, m->content);
+                put(&o, " ");
+            } else if (role_is(m, "user")) {
+                put(&o, "USER: ");
+                put(&o, m->content);
+                put(&o, " ");
+            } else {
+                put(&o, "ASSISTANT: ");
+                put(&o, m->content);
+                put(&o, "</s>");
+            }
+        }
+        if (add_assistant) put(&o, "ASSISTANT:");
     } else {
         /* [INST] formats: system text joins the next user turn */
         const char *system = NULL;

@@ -141,7 +141,7 @@ def write_png(path, a, interlace):
 def test_images(rng):
     """name -> PIL image to save, extension and save options."""
     def noise(w, h, mode="RGB"):
-        c = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+        c = {"RGB": 3, "RGBA": 4, "CMYK": 4, "L": 1}[mode]
         base = rng.integers(0, 256, size=(h, w, c), dtype=np.uint8)
         # smooth gradients plus noise: resampling errors show on both
         yy, xx = np.mgrid[0:h, 0:w]
@@ -161,6 +161,7 @@ def test_images(rng):
         "photo": (noise(64, 48), "jpg", {"quality": 90}),
         "greyjpg": (noise(40, 24, "L"), "jpg", {"quality": 85}),
         "progressive": (noise(50, 34), "jpg", {"quality": 80, "progressive": True}),
+        "cmyk": (noise(26, 21, "CMYK"), "jpg", {"quality": 90}),  # Adobe-inverted CMYK, as Photoshop writes
     }
     return imgs
 
