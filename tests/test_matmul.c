@@ -714,6 +714,70 @@ static void test_matmul_arena_keeps_caller_allocations(void **state) {
     }
 }
 
+/* ---- (f) several weights over one input ------------------------------------ */
+
+/* orion__matmul_multi equals orion_matmul run on each part (bit for bit:
+ * the same kernels on the same quantized input, only the split of the rows
+ * over threads differs): q/k/v-like shapes with mixed types, row counts
+ * that end mid 16-row unit, batch 1..3 (fused) and 5 (one by one), a float
+ * part (one by one), every thread count, with and without an arena. */
+static void test_matmul_multi(void **state) {
+    (void)state;
+    test_rng r = {12};
+    static const struct { orion_type t[3]; int64_t n_out[3]; int n; } sets[] = {
+        {{ORION_TYPE_Q4_0, ORION_TYPE_Q4_0, ORION_TYPE_Q4_0}, {256, 32, 32}, 3},
+        {{ORION_TYPE_Q4_0, ORION_TYPE_Q8_0, ORION_TYPE_Q4_1}, {70, 17, 33}, 3},
+        {{ORION_TYPE_Q8_0, ORION_TYPE_Q8_0, 0}, {1, 250, 0}, 2},
+        {{ORION_TYPE_Q4_1, ORION_TYPE_F16, 0}, {40, 24, 0}, 2},
+    };
+    const int64_t n_in = 7 * ORION_QK;
+    for (size_t si = 0; si < ORION_ARRAY_LEN(sets); si++) {
+        for (int64_t n_batch = 1; n_batch <= 5; n_batch += n_batch == 3 ? 2 : 1) {
+            case_data c[3];
+            memset(c, 0, sizeof c);
+            float *y[3], *want[3];
+            orion__matmul_part parts[3];
+            for (int i = 0; i < sets[si].n; i++) {
+                case_init(&r, &c[i], sets[si].t[i], sets[si].n_out[i], n_in, n_batch);
+                const size_t ny = (size_t)(c[i].n_out * n_batch);
+                y[i] = malloc(sizeof(float) * ny);
+                want[i] = malloc(sizeof(float) * ny);
+                assert_non_null(y[i]);
+                assert_non_null(want[i]);
+                /* every part multiplies the first part's x */
+                assert_int_equal(orion_matmul(pools[1], NULL, c[i].t, c[i].w, c[i].n_out, n_in, c[0].x, n_batch,
+                                              want[i]), ORION_OK);
+                parts[i] = (orion__matmul_part){c[i].t, c[i].w, c[i].n_out, y[i]};
+            }
+            for (int nt = 1; nt <= 3; nt++) {
+                for (int use_arena = 0; use_arena < 2; use_arena++) {
+                    orion_arena *a = NULL;
+                    if (use_arena) assert_int_equal(orion_arena_init(1 << 20, &a), ORION_OK);
+                    for (int i = 0; i < sets[si].n; i++)
+                        for (int64_t j = 0; j < c[i].n_out * n_batch; j++) y[i][j] = NAN;
+                    assert_int_equal(orion__matmul_multi(pools[nt], a, n_in, c[0].x, n_batch, parts, sets[si].n),
+                                     ORION_OK);
+                    for (int i = 0; i < sets[si].n; i++)
+                        assert_memory_equal(y[i], want[i], sizeof(float) * (size_t)(c[i].n_out * n_batch));
+                    if (a) assert_int_equal(orion_arena_used(a), 0);
+                    orion_arena_free(a);
+                }
+            }
+            /* a scratch arena too small: ORION_ERR_NOMEM */
+            orion_arena *tiny = NULL;
+            assert_int_equal(orion_arena_init(16, &tiny), ORION_OK);
+            assert_int_equal(orion__matmul_multi(pools[2], tiny, n_in, c[0].x, n_batch, parts, sets[si].n),
+                             ORION_ERR_NOMEM);
+            orion_arena_free(tiny);
+            for (int i = 0; i < sets[si].n; i++) {
+                free(y[i]);
+                free(want[i]);
+                case_free(&c[i]);
+            }
+        }
+    }
+}
+
 static int setup(void **state) {
     (void)state;
     for (int n = 1; n <= 3; n++) {
@@ -744,6 +808,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_errors),
         cmocka_unit_test(test_matmul_arena),
         cmocka_unit_test(test_matmul_arena_keeps_caller_allocations),
+        cmocka_unit_test(test_matmul_multi),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -288,4 +288,19 @@ orion_status orion__quantize_gptq(orion_type type, const float *w, int64_t n_row
  * be NULL) receives w^T H w from the same pass. */
 double orion__gptq_output_error(const double *h, int64_t n, const float *w, const float *q, double *ref);
 
+/* One weight of orion__matmul_multi: y (n_batch rows of n_out floats) = W x. */
+typedef struct orion__matmul_part {
+    orion_type  wtype;
+    const void *w;
+    int64_t     n_out;
+    float      *y;
+} orion__matmul_part;
+
+/* orion_matmul of every part with the same x (n_batch rows of n_in floats).
+ * At matrix-vector batch sizes with quantized weights, x is quantized once
+ * and all the parts run in one pass of the pool (rows split by bytes);
+ * otherwise the parts run one after the other. Errors as orion_matmul. */
+orion_status orion__matmul_multi(orion_threadpool *pool, orion_arena *scratch, int64_t n_in, const float *x,
+                                 int64_t n_batch, const orion__matmul_part *parts, int n_parts);
+
 #endif /* ORION_KERNELS_H */

@@ -413,6 +413,21 @@ static orion_status matmul(orion_llm *m, const weight *w, const float *x, int64_
     return st;
 }
 
+/* Several products with the same input x (q/k/v, gate/up): one activation
+ * quantization and one pool pass at decode batch sizes. */
+static orion_status matmul_same_x(orion_llm *m, const weight *const *w, float *const *y, int n, const float *x,
+                                  int64_t B) {
+    orion__matmul_part parts[3];
+    for (int i = 0; i < n; i++) {
+        if (m->observer && w[i]->name) m->observer(m->observer_user, w[i]->name, x, B, w[i]->n_in);
+        parts[i] = (orion__matmul_part){w[i]->type, w[i]->data, w[i]->n_out, y[i]};
+    }
+    size_t mark = orion_arena_mark(m->arena);
+    orion_status st = orion__matmul_multi(m->pool, m->arena, w[0]->n_in, x, B, parts, n);
+    orion_arena_rewind(m->arena, mark);
+    return st;
+}
+
 /* Rotates n_head heads of hd dims (first n_rot of each) at position pos. */
 static void rope(const orion_llm *m, float *v, int n_head, int pos) {
     const int hd = m->info.head_dim, half = m->info.n_rot / 2;
@@ -518,9 +533,9 @@ static orion_status eval_batch(orion_llm *m, const int32_t *tokens, const float 
     for (int l = 0; l < in->n_layer; l++) {
         const layer *L = &m->layers[l];
         for (int b = 0; b < B; b++) k->rmsnorm(x + b * E, xb + b * E, E, L->attn_norm, in->rms_eps);
-        if ((st = matmul(m, &L->wq, xb, B, q)) != ORION_OK) goto done;
-        if ((st = matmul(m, &L->wk, xb, B, kk)) != ORION_OK) goto done;
-        if ((st = matmul(m, &L->wv, xb, B, vv)) != ORION_OK) goto done;
+        const weight *qkv_w[3] = {&L->wq, &L->wk, &L->wv};
+        float *const qkv_y[3] = {q, kk, vv};
+        if ((st = matmul_same_x(m, qkv_w, qkv_y, 3, xb, B)) != ORION_OK) goto done;
         for (int b = 0; b < B; b++) {
             rope(m, q + b * QD, in->n_head, pos + b);
             rope(m, kk + b * KD, in->n_head_kv, pos + b);
@@ -535,8 +550,9 @@ static orion_status eval_batch(orion_llm *m, const int32_t *tokens, const float 
         if ((st = matmul(m, &L->wo, att, B, tmp)) != ORION_OK) goto done;
         k->add(x, tmp, x, B * E);
         for (int b = 0; b < B; b++) k->rmsnorm(x + b * E, xb + b * E, E, L->ffn_norm, in->rms_eps);
-        if ((st = matmul(m, &L->gate, xb, B, g)) != ORION_OK) goto done;
-        if ((st = matmul(m, &L->up, xb, B, u)) != ORION_OK) goto done;
+        const weight *gu_w[2] = {&L->gate, &L->up};
+        float *const gu_y[2] = {g, u};
+        if ((st = matmul_same_x(m, gu_w, gu_y, 2, xb, B)) != ORION_OK) goto done;
         k->silu(g, g, B * F);
         k->mul(g, u, g, B * F);
         if ((st = matmul(m, &L->down, g, B, tmp)) != ORION_OK) goto done;
