@@ -1,6 +1,7 @@
 /*
  * fuzz_json.c — libFuzzer target for the JSON and text readers of Hugging
- * Face model directories: config.json, modules.json, the pooling config,
+ * Face model directories: config.json (LLaVA's included), LLaVA's
+ * preprocessor_config.json, modules.json, the pooling config,
  * model.safetensors.index.json, tokenizer.json's vocabulary and vocab.txt
  * (then llama.cpp's BERT form of it). Every reader gets the same bytes; each
  * must accept them (and then hand out values inside their documented
@@ -9,6 +10,7 @@
  */
 #include "formats/hf_model.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -36,7 +38,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             c.n_heads % c.n_kv_heads != 0 || c.head_dim < 1 || c.context_length < 1 || !(c.norm_eps > 0.0) ||
             c.bos_id >= c.vocab_size || c.eos_id >= c.vocab_size)
             __builtin_trap();
+        const orion_hf_vision *v = &c.vision;
+        if (c.llava && (v->n_layers < 1 || v->feature_layer < 1 || v->feature_layer > v->n_layers ||
+                        v->patch_size < 1 || v->image_size % v->patch_size != 0 || v->n_heads < 1 ||
+                        v->hidden_size % v->n_heads != 0))
+            __builtin_trap();
     }
+    orion_hf_vision pv;
+    memset(&pv, 0, sizeof pv);
+    pv.image_size = 336;
+    for (int i = 0; i < 3; i++) pv.image_mean[i] = 0.5f, pv.image_std[i] = 0.25f; /* the config's, kept when absent */
+    st = orion__hf_preprocessor_parse("preprocessor_config.json", data, size, &pv);
+    check_failed(st);
+    if (st == ORION_OK)
+        for (int i = 0; i < 3; i++)
+            if (!isfinite(pv.image_mean[i]) || !(pv.image_std[i] > 0.0f)) __builtin_trap();
     orion_hf_modules m;
     check_failed(orion__hf_modules_parse("modules.json", data, size, &m));
     uint32_t pooling;

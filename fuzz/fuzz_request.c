@@ -5,8 +5,12 @@
  * chat, Ollama generate and chat) and as an unload request. Each parse must
  * succeed with texts inside the body's bounds, or fail with an HTTP error
  * code and message — never crash, leak or over-read. The reply writers run
- * on what parsed (JSON strings, floats, base64 round trip). Seeds in
- * fuzz/corpus/request.
+ * on what parsed (JSON strings, floats, base64 round trip). Generation
+ * bodies may carry images (OpenAI content parts with image_url data URLs,
+ * Ollama "images" base64): a parse that succeeds has one "<image>" per image
+ * in its texts and each image's bytes within the limit; the bytes are also
+ * fed as a data URL and as base64 to the image helpers (src/service/
+ * images.c). Seeds in fuzz/corpus/request.
  */
 #include "service/service.h"
 
@@ -14,6 +18,12 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static size_t count_tags(const char *s) {
+    size_t k = 0;
+    for (const char *p = strstr(s, ORION__IMAGE_TAG); p; p = strstr(p + 7, ORION__IMAGE_TAG)) k++;
+    return k;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int api = 0; api < 2; api++) {
@@ -39,15 +49,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         orion__gen_request g;
         orion__http_error gerr;
         memset(&gerr, 0, sizeof gerr);
-        if (orion__gen_request_parse((const char *)data, size, GEN_EPS[k], &g, &gerr) == ORION_OK) {
+        const orion__gen_limits lim = {3, 4096};
+        if (orion__gen_request_parse((const char *)data, size, GEN_EPS[k], &lim, &g, &gerr) == ORION_OK) {
             if (!g.prompt && (g.n_msgs < 1 || !g.msgs)) __builtin_trap();
+            size_t tags = g.prompt ? count_tags(g.prompt) : 0;
             for (int i = 0; i < g.n_msgs; i++) {
                 if (!g.msgs[i].role || !g.msgs[i].content) __builtin_trap();
+                tags += count_tags(g.msgs[i].content);
+            }
+            if (g.n_images < 0 || g.n_images > lim.max_images) __builtin_trap();
+            if (g.n_images > 0 && tags != (size_t)g.n_images) __builtin_trap();
+            for (int i = 0; i < g.n_images; i++) {
+                const orion__gen_image *im = &g.images[i];
+                if (!im->url == !im->data || im->len > lim.max_image_bytes) __builtin_trap();
+                if (im->url && !orion__url_is_remote(im->url)) __builtin_trap();
             }
         } else if (gerr.code != 400 || !gerr.message[0]) {
             __builtin_trap();
         }
         orion__gen_request_free(&g);
+    }
+    /* the image helpers on the raw bytes: as a data URL and as base64 */
+    {
+        uint8_t *img = NULL;
+        size_t n = 0;
+        orion__http_error ierr;
+        memset(&ierr, 0, sizeof ierr);
+        if (orion__data_url_decode((const char *)data, size, 4096, 0, &img, &n, &ierr) == ORION_OK) {
+            if (!img || n > 4096) __builtin_trap();
+        } else if (img || (ierr.code != 400 && ierr.code != 500) || !ierr.message[0]) {
+            __builtin_trap();
+        }
+        orion__free(img);
+        img = NULL;
+        if (orion__image_b64((const char *)data, size, 4096, 0, &img, &n, &ierr) == ORION_OK) {
+            if (!img || n > 4096 || n > size) __builtin_trap();
+        } else if (img || (ierr.code != 400 && ierr.code != 500)) {
+            __builtin_trap();
+        }
+        orion__free(img);
     }
     char model[128];
     orion__http_error err;

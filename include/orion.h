@@ -462,7 +462,16 @@ typedef struct orion_convert_params {
     /* Called as each tensor is written; may be NULL. */
     void       (*on_tensor)(void *user, int64_t index, int64_t count, const orion_tensor_report *report);
     void        *user;
+    /* Hugging Face LLaVA directories (LlavaForConditionalGeneration) make
+     * two files: the language model at dst and the CLIP image encoder +
+     * projector, in llama.cpp's mmproj layout (docs/vision.md), here; NULL:
+     * orion_convert_mmproj_path(dst). Not used for other sources. */
+    const char  *mmproj;
 } orion_convert_params;
+/* The default mmproj path for dst: dst without a ".gguf" suffix, plus
+ * ".mmproj.gguf" ("llava.gguf" -> "llava.mmproj.gguf"). ORION_ERR_RANGE
+ * when it does not fit in size bytes. Thread-safe. */
+orion_status orion_convert_mmproj_path(const char *dst, char *buf, size_t size);
 
 orion_convert_params orion_convert_default_params(void);
 
@@ -470,7 +479,8 @@ orion_convert_params orion_convert_default_params(void);
  * this is `orion quantize`), a llama2.c checkpoint, or a Hugging Face model
  * directory (config.json, model.safetensors or sharded safetensors with
  * model.safetensors.index.json, and the tokenizer files) of a BertModel,
- * LlamaForCausalLM or MistralForCausalLM, written with llama.cpp's tensor
+ * LlamaForCausalLM, MistralForCausalLM or LlavaForConditionalGeneration
+ * (two files: see orion_convert_params.mmproj), written with llama.cpp's tensor
  * names and metadata keys (params->tokenizer is not used), or a TF.js
  * graph-model directory of the Universal Sentence Encoder lite (model.json,
  * its weight shards and vocab.json; docs/use-lite.md). Tensors are produced
@@ -793,6 +803,19 @@ orion_status orion_clip_encode(orion_clip *clip, const orion_image *img, float *
 orion_status orion_llava_eval_prompt(orion_llm *llm, const char *prompt, const float *image_emb, int32_t n_image,
                                      int32_t pos, float *logits, int32_t *n_past, int32_t *text_tokens,
                                      int32_t n_text_max, int32_t *n_text);
+/* The same with several images: image k's n_rows[k] rows (images[k], n_embd
+ * floats each) take the place of the k-th "<image>" of the prompt (tags
+ * after the n_images-th stay text); the text parts between are tokenized
+ * one by one as above, BOS first when add_bos and pos == 0 (false for a
+ * chat-formatted prompt that spells "<s>" itself). With add_bos, one image
+ * and one tag it evaluates exactly what orion_llava_eval_prompt does. seq (may be NULL)
+ * gets, for up to seq_max positions from pos on, the token id or -1 for an
+ * image row. Errors: ORION_ERR_INVALID_ARG (fewer tags than images, NULL
+ * rows), ORION_ERR_LIMIT (more than 64 images), as orion_llm_eval
+ * otherwise (ORION_ERR_RANGE when the prompt does not fit). */
+orion_status orion_llava_eval_images(orion_llm *llm, const char *prompt, bool add_bos, const float *const *images,
+                                     const int32_t *n_rows, int32_t n_images, int32_t pos, float *logits,
+                                     int32_t *n_past, int32_t *seq, int32_t seq_max);
 
 /* ------------------------------------------------------------------------ */
 /* Service: embedding cache, model server, client (docs/service.md)          */
@@ -899,6 +922,10 @@ typedef struct orion_server_params {
     const char *api_key;       /* bearer token required on every endpoint but /healthz (NULL: none) */
     const orion_server_model *models;  /* models served besides the registry's; models[0] is the default */
     int         n_models;
+    const orion_server_model *projectors; /* LLaVA projectors (llama.cpp mmproj GGUF): {id of a decoder in
+                                  `models`, projector path}; loaded, accounted and unloaded with that
+                                  model, which then takes images (registry models: "mmproj") */
+    int         n_projectors;
     bool        load_eagerly;  /* load every model at start (default true) */
     bool        prefault;      /* bring a model's whole file into memory when it loads, with progress
                                   events (default true); false maps it only and pages come in as they are
@@ -919,6 +946,11 @@ typedef struct orion_server_params {
     bool        truncate;      /* longer inputs: truncate (default true) or 400 */
     int         max_queue;     /* queued inputs per model before 503 (default 8192) */
     int         max_connections; /* default 256 */
+    /* images in generation requests (models with a projector) */
+    int         max_images;    /* per request (default 8, at most 64): 400 beyond */
+    size_t      max_image_bytes; /* encoded bytes of one image (default 20 MiB): 400 beyond */
+    bool        allow_remote_images; /* fetch http(s) image URLs with libcurl (default false: 400) */
+    int         image_timeout_ms; /* a remote image fetch, all of it (default 10000) */
     /* dynamic batching */
     bool        batching;      /* default true; false: one request per forward pass */
     int         batch_tokens;  /* token budget of one gathered pass (default 8192) */
@@ -1149,6 +1181,9 @@ typedef struct orion_model_entry {
     const char *arch;                      /* informational ("llama", "bert") */
     const char *files[ORION_QLEVEL_COUNT]; /* one file per level, NULL where none */
     int         n_ctx;                     /* generate: KV positions (0 = the file's, capped at 4096) */
+    const char *mmproj;                    /* generate: a LLaVA projector (llama.cpp mmproj GGUF) loaded,
+                                              accounted and unloaded with the model, whatever the level;
+                                              NULL: none (orion_lease_clip) */
 } orion_model_entry;
 
 /* What a model needs in memory at one level (from its GGUF). */
@@ -1156,7 +1191,9 @@ typedef struct orion_model_need {
     uint64_t weights;   /* tensor bytes */
     uint64_t kv;        /* 2 * n_layer * n_ctx * n_head_kv * head_dim * 2 (generate) */
     uint64_t scratch;   /* estimate of the arena */
-    uint64_t total;
+    uint64_t encoder;   /* the projector (mmproj), 0 without: its tensor bytes, its arenas for one
+                           image and the pixels and rows of one encode */
+    uint64_t total;     /* weights + kv + scratch + encoder */
 } orion_model_need;
 
 /* Reads the GGUF header of `path` and computes its need (n_ctx as in
@@ -1224,8 +1261,8 @@ void         orion_manager_free(orion_manager *mgr);
 /* Adds or replaces a model (not while it is loaded: ORION_ERR_BUSY). */
 orion_status orion_manager_register(orion_manager *mgr, const orion_model_entry *entry);
 /* Reads a registry file: {"models": [{"id", "task", "arch", "n_ctx",
- * "files": {"q4_0": PATH, "q8_0": PATH, ...}}]}; relative paths are taken
- * from the file's directory. */
+ * "files": {"q4_0": PATH, "q8_0": PATH, ...}, "mmproj": PATH}]} ("mmproj"
+ * optional); relative paths are taken from the file's directory. */
 orion_status orion_manager_load_registry(orion_manager *mgr, const char *path);
 
 /* The id of the i-th registered model (registration order), or NULL past
@@ -1290,6 +1327,13 @@ orion_embedder *orion_lease_embedder(const orion_model_lease *lease);
 orion_qlevel    orion_lease_level(const orion_model_lease *lease);
 /* The file the leased model was loaded from; valid while the lease is held. */
 const char     *orion_lease_path(const orion_model_lease *lease);
+/* The model's image encoder + projector (its entry's mmproj), or NULL when
+ * it has none. Alive while the lease is held; one thread at a time (the
+ * lease's holders share it). */
+orion_clip     *orion_lease_clip(const orion_model_lease *lease);
+/* Copies model `id`'s projector path into path ("" when it has none).
+ * ORION_ERR_NOT_FOUND for an unknown id. Thread-safe. */
+orion_status    orion_manager_model_mmproj(orion_manager *mgr, const char *id, char *path, size_t size);
 
 /* Unloads `id` now. ORION_ERR_BUSY while acquired, ORION_ERR_NOT_FOUND when
  * not loaded. Thread-safe. */
@@ -1312,6 +1356,7 @@ typedef struct orion_model_status {
     uint64_t     heap;           /* counting-allocator bytes taken by the load */
     uint64_t     kv;             /* KV cache bytes */
     uint64_t     need;           /* the computed need */
+    uint64_t     encoder;        /* the projector's part of mapped + heap (0 without one) */
     double       last_used;      /* clock */
     double       expires;        /* clock time of the idle unload; < 0 = never */
 } orion_model_status;

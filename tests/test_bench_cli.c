@@ -5,7 +5,12 @@
  *     JSON object (checked by a small recursive-descent validator) whose
  *     read bandwidth, FMA peak, peak heap and every matrix-vector and GEMM
  *     figure are positive numbers;
- *   - an unknown flag exits 2 with nothing on stdout.
+ *   - an unknown flag exits 2 with nothing on stdout;
+ *   - `bench vision` on a tiny synthetic mmproj (`orion synth --arch clip
+ *     --shape test-tiny`) prints one JSON object whose times, GFLOP/s,
+ *     peak, bytes and RSS are positive and consistent with each other
+ *     (GFLOP/s = GFLOP per image / median encode time, best <= median,
+ *     the shape the file declares, one time per rep).
  * It never checks a performance target: timing belongs to the benchmark, not
  * to unit tests, which must pass on a loaded machine.
  */
@@ -191,6 +196,17 @@ static int count_positive(const char *text, const char *key) {
     return n;
 }
 
+/* The number after "key": (the first one), or NAN. */
+static double json_get(const char *text, const char *key) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *s = strstr(text, pat);
+    if (!s) return NAN;
+    char *end = NULL;
+    double d = strtod(s + strlen(pat), &end);
+    return end == s + strlen(pat) ? NAN : d;
+}
+
 /* ---- tests ------------------------------------------------------------------------ */
 
 static void test_quick_json(void **state) {
@@ -232,6 +248,68 @@ static void test_bad_flag(void **state) {
     free(out);
 }
 
+static void test_vision_json(void **state) {
+    (void)state;
+    if (!getenv("ORION_BIN")) skip();
+    char dir[] = "/tmp/orion_bench_vision_XXXXXX", args[512];
+    assert_non_null(mkdtemp(dir));
+    int code = -1;
+    snprintf(args, sizeof args, "synth --arch clip --shape test-tiny --type q8_0 --threads 1 '%s/tiny.gguf'", dir);
+    char *out = run_orion(args, &code);
+    assert_non_null(out);
+    assert_int_equal(code, 0);
+    free(out);
+    snprintf(args, sizeof args, "bench vision '%s/tiny.gguf' --json --threads 1 --reps 2", dir);
+    out = run_orion(args, &code);
+    assert_non_null(out);
+    if (code != 0) fprintf(stderr, "orion exited %d; stdout:\n%s\n", code, out);
+    assert_int_equal(code, 0);
+    assert_true(json_is_object(out));
+    static const char *const positive[] = {"preprocess_s", "preprocess_best_s", "encode_s", "encode_best_s",
+                                           "gflop_per_image", "gflops", "fma_peak_gflops", "peak_ratio",
+                                           "file_bytes", "weight_bytes", "scratch_bytes", "peak_rss_added_bytes"};
+    for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++)
+        if (count_positive(out, positive[i]) != 1) fail_msg("%s: not one positive number", positive[i]);
+    assert_true(json_get(out, "n_patches") == 16);
+    assert_true(json_get(out, "image_size") == 32);
+    assert_true(json_get(out, "n_layer") == 3);
+    assert_true(json_get(out, "n_layer_used") == 2);
+    assert_true(json_get(out, "reps") == 2);
+    assert_true(json_get(out, "threads") == 1);
+    assert_non_null(strstr(out, "\"type\": \"q8_0\""));
+    const double enc = json_get(out, "encode_s"), gflop = json_get(out, "gflop_per_image");
+    const double gflops = json_get(out, "gflops"), peak = json_get(out, "fma_peak_gflops");
+    /* every number is printed with 9 significant digits */
+    assert_true(fabs(gflops - gflop / enc) <= 1e-6 * gflops);
+    assert_true(fabs(json_get(out, "peak_ratio") - gflops / peak) <= 1e-6 * json_get(out, "peak_ratio"));
+    assert_true(json_get(out, "encode_best_s") <= enc);
+    assert_true(json_get(out, "preprocess_best_s") <= json_get(out, "preprocess_s"));
+    assert_true(json_get(out, "weight_bytes") <= json_get(out, "file_bytes"));
+    /* the tiny shape's FLOPs, counted by hand: patches 2*16*64*192, 2 layers of
+     * 8*17*64*64 + 4*17*64*128 + 4*17*17*64, projector 2*16*64*64 * 2 */
+    const double want = 2.0 * 16 * 64 * 192 + 2 * (8.0 * 17 * 64 * 64 + 4.0 * 17 * 64 * 128 + 4.0 * 17 * 17 * 64) +
+                        4.0 * 16 * 64 * 64;
+    assert_true(fabs(gflop - want * 1e-9) < 1e-4);
+    const char *times = strstr(out, "\"encode_times_s\": [");
+    assert_non_null(times);
+    int commas = 0;
+    for (const char *c = times; *c && *c != ']'; c++) commas += *c == ',';
+    assert_int_equal(commas, 1); /* two reps */
+    free(out);
+    /* a file that is not an mmproj: exit 1 */
+    snprintf(args, sizeof args, "bench vision '%s/missing.gguf' --json 2>/dev/null", dir);
+    out = run_orion(args, &code);
+    assert_non_null(out);
+    assert_int_equal(code, 1);
+    free(out);
+    out = run_orion("bench vision 2>/dev/null", &code);
+    assert_non_null(out);
+    assert_int_equal(code, 2);
+    free(out);
+    snprintf(args, sizeof args, "rm -rf '%s'", dir);
+    assert_int_equal(system(args), 0);
+}
+
 static void test_json_validator(void **state) {
     (void)state;
     assert_true(json_is_object("{\"a\": [1, -2.5e3, true, null, \"x\\\"y\"], \"b\": {}}"));
@@ -246,6 +324,7 @@ int main(void) {
         cmocka_unit_test(test_json_validator),
         cmocka_unit_test(test_bad_flag),
         cmocka_unit_test(test_quick_json),
+        cmocka_unit_test(test_vision_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

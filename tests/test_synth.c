@@ -258,6 +258,69 @@ static void test_deterministic(void **state) {
     remove(a), remove(b), remove(c);
 }
 
+/* --arch clip: an mmproj that orion_clip loads and runs, in the layout and
+ * types the rule gives, the same bytes whatever the thread count. */
+static void test_clip(void **state) {
+    (void)state;
+    char a[512], b[512];
+    path_in_dir(a, sizeof a, "clip-a.gguf");
+    path_in_dir(b, sizeof b, "clip-b.gguf");
+    orion_synth_params p = orion__synth_default_params();
+    p.clip = orion__synth_clip_shape_find("test-tiny");
+    assert_non_null(p.clip);
+    assert_null(orion__synth_clip_shape_find("vit-h"));
+    assert_non_null(orion__synth_clip_shape_find("vit-l-14-336"));
+    p.type = ORION_TYPE_Q4_0;
+    p.n_threads = 1;
+    assert_int_equal(orion__synth_write(a, &p), ORION_OK);
+    p.n_threads = 2;
+    assert_int_equal(orion__synth_write(b, &p), ORION_OK);
+    size_t na, nb;
+    char *da = read_file(a, &na), *db = read_file(b, &nb);
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, na);
+    free(da), free(db);
+    orion_gguf *g = NULL;
+    assert_int_equal(orion_gguf_open(a, &g), ORION_OK);
+    assert_int_equal(orion_gguf_n_tensors(g), 9 + 16 * 3);
+    assert_int_equal(orion_gguf_find_tensor(g, "v.blk.0.attn_q.weight")->type, ORION_TYPE_Q4_0);
+    assert_int_equal(orion_gguf_find_tensor(g, "mm.2.weight")->type, ORION_TYPE_Q4_0);
+    assert_int_equal(orion_gguf_find_tensor(g, "v.patch_embd.weight")->type, ORION_TYPE_F16); /* rows of 8 */
+    assert_int_equal(orion_gguf_find_tensor(g, "v.position_embd.weight")->type, ORION_TYPE_F32);
+    assert_int_equal(orion_gguf_find_tensor(g, "v.blk.2.ln2.bias")->type, ORION_TYPE_F32);
+    const orion_gguf_tensor *fc1 = orion_gguf_find_tensor(g, "v.blk.1.ffn_down.weight"); /* llama.cpp's fc1 name */
+    assert_int_equal(fc1->ne[0], 64);
+    assert_int_equal(fc1->ne[1], 128);
+    orion_gguf_free(g);
+    orion_clip *clip = NULL;
+    assert_int_equal(orion_clip_load(a, NULL, &clip), ORION_OK);
+    orion_clip_info ci;
+    orion_clip_get_info(clip, &ci);
+    assert_int_equal(ci.n_patches, 16);
+    assert_int_equal(ci.n_layer, 3);
+    assert_int_equal(ci.n_layer_used, 2);
+    assert_int_equal(ci.n_out, 64);
+    assert_true(ci.quick_gelu);
+    float *pix = calloc(3 * 32 * 32, sizeof(float)), *out = malloc(sizeof(float) * 16 * 64);
+    assert_int_equal(orion_clip_encode_pixels(clip, pix, out), ORION_OK);
+    double norm = 0;
+    for (int i = 0; i < 16 * 64; i++) {
+        assert_true(isfinite(out[i]));
+        norm += (double)out[i] * out[i];
+    }
+    assert_true(norm > 0);
+    free(pix), free(out);
+    orion_clip_free(clip);
+    /* a bad shape */
+    orion_synth_clip_shape bad = *p.clip;
+    bad.patch_size = 5;
+    p.clip = &bad;
+    assert_int_equal(orion__synth_write(a, &p), ORION_ERR_INVALID_ARG);
+    remove(a), remove(b);
+}
+
 /* The q8_0 KV cache: logits within a small distance of the f32 cache's over
  * a 48-token sequence, 34/64 of the f16 cache's bytes, and a clear refusal
  * when the head size is not a multiple of 32. */
@@ -572,6 +635,7 @@ int main(void) {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_dims_and_bad_shapes),
         cmocka_unit_test(test_kv_cache_q8_0),
+        cmocka_unit_test(test_clip),
         cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -27,5 +27,6 @@ int orion_cli_embed(int argc, char **argv);          /* tools/cmd_embed.c */
 int orion_cli_embed_quality(int argc, char **argv);  /* tools/cmd_embed_quality.c */
 int orion_cli_ps(int argc, char **argv);             /* tools/cmd_ps.c */
 int orion_cli_top(int argc, char **argv);            /* tools/cmd_top.c */
+int orion_cli_bench_vision(int argc, char **argv);   /* bench/bench_vision.c */
 
 #endif

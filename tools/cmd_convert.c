@@ -12,6 +12,10 @@
  * to a temporary GGUF next to OUT, keeping its types, and that file is both
  * run and converted. The per-tensor table then also shows each GPTQ tensor's
  * relative output error on the calibration inputs.
+ *
+ * A Hugging Face LLaVA directory converts to two files: OUT and the image
+ * encoder + projector, OUT.mmproj.gguf (OUT's ".gguf" replaced) or the path
+ * --mmproj gives; both paths are printed.
  */
 #include "calib.h"
 #include "cli.h"
@@ -41,9 +45,18 @@ typedef struct report_state {
     group  groups[MAX_GROUPS];
     int    n_groups;
     group  total;
+    int    n_files;    /* files begun: tensor index 0 seen */
 } report_state;
 
 static const char *group_name(const char *name) {
+    if (strncmp(name, "v.blk.", 6) == 0) { /* a vision tower's layer: keep "v." in the group */
+        static _Thread_local char buf[64];
+        const char *dot = strchr(name + 6, '.');
+        if (dot) {
+            snprintf(buf, sizeof buf, "v.%s", dot + 1);
+            return buf;
+        }
+    }
     if (strncmp(name, "blk.", 4) == 0) {
         const char *dot = strchr(name + 4, '.');
         if (dot) return dot + 1;
@@ -70,6 +83,7 @@ static void add_to(group *g, const orion_tensor_report *r) {
 
 static void on_tensor(void *user, int64_t index, int64_t count, const orion_tensor_report *r) {
     report_state *s = user;
+    if (index == 0) s->n_files++;
     const char *gn = group_name(r->name);
     group *g = NULL;
     for (int i = 0; i < s->n_groups; i++)
@@ -116,10 +130,12 @@ static int usage(const char *cmd) {
     else
         fprintf(stderr, "usage: orion convert SRC OUT.gguf [--type T] [--tokenizer tokenizer.bin] [--calibrate] "
                         "[--imatrix FILE] [--gptq TEXTS [--gptq-damp F] [--chunks N] [--ctx C]] [--no-q8-embd] "
-                        "[--tensor-type PATTERN=TYPE ...] [--per-tensor] [--threads N]\n"
+                        "[--tensor-type PATTERN=TYPE ...] [--mmproj MMPROJ.gguf] [--per-tensor] [--threads N]\n"
                         "  SRC: a llama2.c checkpoint (.bin), a GGUF file, or a Hugging Face model directory\n"
-                        "       (config.json + safetensors: BERT, Llama, Mistral), or the Universal Sentence\n"
-                        "       Encoder lite's TF.js directory (model.json, weight shards, vocab.json)\n");
+                        "       (config.json + safetensors: BERT, Llama, Mistral, LLaVA), or the Universal Sentence\n"
+                        "       Encoder lite's TF.js directory (model.json, weight shards, vocab.json)\n"
+                        "  LLaVA (LlavaForConditionalGeneration) writes the language model to OUT.gguf and the\n"
+                        "       image encoder + projector to MMPROJ.gguf (default: OUT.mmproj.gguf)\n");
     fprintf(stderr, "  --gptq TEXTS: quantize q4_0/q4_1/q8_0 matrices with GPTQ, calibrated on TEXTS (a sentence\n"
                     "       encoder: one text per line, --chunks caps the texts; a decoder: --chunks chunks of\n"
                     "       --ctx tokens, default all of 256); --gptq-damp: damping as a fraction of the\n"
@@ -192,6 +208,8 @@ static int run(const char *cmd, int argc, char **argv) {
                 return 2;
             }
             p.tensor_types = tensor_types;
+        } else if (strcmp(a, "--mmproj") == 0 && i + 1 < argc && strcmp(cmd, "convert") == 0) {
+            p.mmproj = argv[++i];
         } else if (strcmp(a, "--tokenizer") == 0 && i + 1 < argc) {
             p.tokenizer = argv[++i];
         } else if (strcmp(a, "--imatrix") == 0 && i + 1 < argc) {
@@ -238,7 +256,7 @@ static int run(const char *cmd, int argc, char **argv) {
         return usage(cmd);
     }
     calib_hessians *hs = NULL;
-    char tmp[4096] = "";
+    char tmp[4096] = "", gptq_mmproj[4096] = "";
     if (gptq) {
         co.n_threads = p.n_threads;
         if (!is_gguf(src)) {
@@ -247,10 +265,20 @@ static int run(const char *cmd, int argc, char **argv) {
             orion_convert_params tp = orion_convert_default_params();
             tp.tokenizer = p.tokenizer;
             tp.n_threads = p.n_threads;
+            /* a LLaVA directory's image encoder goes where it belongs, in its
+             * source types (GPTQ calibrates the decoder only) */
+            if (!p.mmproj && orion_convert_mmproj_path(dst, gptq_mmproj, sizeof gptq_mmproj) == ORION_OK)
+                tp.mmproj = gptq_mmproj;
+            else tp.mmproj = p.mmproj;
+            report_state ts;
+            memset(&ts, 0, sizeof ts);
+            tp.on_tensor = on_tensor;
+            tp.user = &ts;
             if (orion_convert(src, tmp, &tp) != ORION_OK) {
                 fprintf(stderr, "orion %s: %s\n", cmd, orion_last_error());
                 return 1;
             }
+            if (ts.n_files > 1) printf("wrote %s (image encoder + projector, source types)\n", tp.mmproj);
             src = tmp;
         }
         if (!(hs = collect_hessians(cmd, src, gptq, &co))) {
@@ -274,6 +302,12 @@ static int run(const char *cmd, int argc, char **argv) {
         return 1;
     }
     printf("wrote %s\n", dst);
+    if (s.n_files > 1) {
+        char mm[4096];
+        if (p.mmproj) snprintf(mm, sizeof mm, "%s", p.mmproj);
+        else if (orion_convert_mmproj_path(dst, mm, sizeof mm) != ORION_OK) mm[0] = '\0';
+        printf("wrote %s (image encoder + projector)\n", mm);
+    }
     if (s.table) {
         printf("\n  %-32s %-19s %12s %12s %8s %11s %9s %9s\n", "tensor", "", "bytes before", "bytes after", "saved",
                "rmse", "rel err", "out err");

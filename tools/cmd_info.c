@@ -2,7 +2,10 @@
  * cmd_info.c — `orion info FILE [--json] [--ctx N]`: what a GGUF file holds
  * (metadata, tensors with type, shape and bytes, totals, bits per weight) and
  * what it needs in memory to run: the mapped weights, the KV cache at the
- * given context (f16), and an estimate of the scratch arena.
+ * given context (f16), and an estimate of the scratch arena; the weight
+ * bytes per tensor type. For a CLIP image encoder (an mmproj file) it loads
+ * the encoder (one thread) and prints its shape, the weight bytes one image
+ * uses and the scratch it allocates instead of the decoder's estimates.
  */
 #include "cli.h"
 #include "orion.h"
@@ -56,6 +59,37 @@ static uint64_t scratch_bytes(const model_shape *s, uint64_t n_ctx) {
     uint64_t scores = batch * n_ctx;
     uint64_t logits = s->n_vocab;
     return 4ull * (act + scores + logits);
+}
+
+/* Weight bytes and tensor counts per tensor type. */
+typedef struct type_bytes {
+    uint64_t bytes[ORION_TYPE_COUNT];
+    int64_t  n[ORION_TYPE_COUNT];
+} type_bytes;
+
+static void count_types(const orion_gguf *g, type_bytes *tb) {
+    memset(tb, 0, sizeof *tb);
+    for (int64_t i = 0; i < orion_gguf_n_tensors(g); i++) {
+        const orion_gguf_tensor *t = orion_gguf_tensor_at(g, i);
+        if ((int)t->type >= 0 && (int)t->type < ORION_TYPE_COUNT) {
+            tb->bytes[t->type] += t->n_bytes;
+            tb->n[t->type]++;
+        }
+    }
+}
+
+static void print_types(FILE *f, const type_bytes *tb, bool json) {
+    bool first = true;
+    for (int t = 0; t < ORION_TYPE_COUNT; t++) {
+        if (!tb->n[t]) continue;
+        if (json)
+            fprintf(f, "%s\"%s\": {\"tensors\": %" PRId64 ", \"bytes\": %" PRIu64 "}", first ? "" : ", ",
+                    orion_type_name((orion_type)t), tb->n[t], tb->bytes[t]);
+        else
+            fprintf(f, "%s%s %.2f MiB (%" PRId64 " tensors)", first ? "" : ", ", orion_type_name((orion_type)t),
+                    (double)tb->bytes[t] / 1048576.0, tb->n[t]);
+        first = false;
+    }
 }
 
 /* Writes s[0..len) as a quoted string with JSON escapes. */
@@ -145,6 +179,25 @@ int orion_cli_info(int argc, char **argv) {
         n_params += (uint64_t)t->n_elems;
     }
     uint64_t kv = kv_bytes(&s, n_ctx), scratch = s.arch[0] ? scratch_bytes(&s, n_ctx) : 0;
+    type_bytes tb;
+    count_types(g, &tb);
+    /* an image encoder: its own numbers, from loading it */
+    orion_clip_info ci;
+    bool clip = strcmp(s.arch, "clip") == 0;
+    if (clip) {
+        orion_clip_params cp = orion_clip_default_params();
+        cp.n_threads = 1;
+        orion_clip *c = NULL;
+        if (orion_clip_load(path, &cp, &c) != ORION_OK) {
+            fprintf(stderr, "orion info: %s\n", orion_last_error());
+            orion_gguf_free(g);
+            return 1;
+        }
+        orion_clip_get_info(c, &ci);
+        orion_clip_free(c);
+        kv = 0;
+        scratch = ci.scratch_bytes;
+    }
     double bpw = n_params ? 8.0 * (double)weight_bytes / (double)n_params : 0.0;
     FILE *f = stdout;
 
@@ -174,6 +227,17 @@ int orion_cli_info(int argc, char **argv) {
         fprintf(f, "\n  ],\n  \"n_tensors\": %" PRId64 ",\n  \"n_params\": %" PRIu64 ",\n", orion_gguf_n_tensors(g),
                 n_params);
         fprintf(f, "  \"weight_bytes\": %" PRIu64 ",\n  \"bits_per_weight\": %.4f,\n", weight_bytes, bpw);
+        fprintf(f, "  \"bytes_by_type\": {");
+        print_types(f, &tb, true);
+        fprintf(f, "},\n");
+        if (clip)
+            fprintf(f, "  \"vision\": {\"image_size\": %d, \"patch_size\": %d, \"n_patches\": %d, \"n_layer\": %d, "
+                       "\"n_layer_used\": %d, \"n_embd\": %d, \"n_head\": %d, \"n_ff\": %d, \"n_mm_hidden\": %d, "
+                       "\"n_out\": %d, \"quick_gelu\": %s, \"weight_bytes_used\": %zu, "
+                       "\"scratch_bytes_1_thread\": %zu},\n",
+                    ci.image_size, ci.patch_size, ci.n_patches, ci.n_layer, ci.n_layer_used, ci.n_embd, ci.n_head,
+                    ci.n_ff, ci.n_mm_hidden, ci.n_out, ci.quick_gelu ? "true" : "false", ci.weight_bytes,
+                    ci.scratch_bytes);
         fprintf(f, "  \"memory\": {\"ctx\": %" PRIu64 ", \"weights\": %" PRIu64 ", \"kv_cache\": %" PRIu64
                    ", \"scratch\": %" PRIu64 ", \"total\": %" PRIu64 "}\n}\n",
                 n_ctx, weight_bytes, kv, scratch, weight_bytes + kv + scratch);
@@ -200,6 +264,21 @@ int orion_cli_info(int argc, char **argv) {
         }
         fprintf(f, "\ntotals:        %" PRIu64 " parameters, %" PRIu64 " bytes of weights, %.2f bits per weight\n",
                 n_params, weight_bytes, bpw);
+        fprintf(f, "by type:       ");
+        print_types(f, &tb, false);
+        fputc('\n', f);
+        if (clip) {
+            fprintf(f, "vision:        %d px, patch %d (%d patches), %d layers (%d run), embd %d, %d heads, FFN %d, "
+                       "%s GELU\n",
+                    ci.image_size, ci.patch_size, ci.n_patches, ci.n_layer, ci.n_layer_used, ci.n_embd, ci.n_head,
+                    ci.n_ff, ci.quick_gelu ? "quick" : "erf");
+            fprintf(f, "projector:     %d -> %d -> %d (output: %d rows of %d per image)\n", ci.n_embd,
+                    ci.n_mm_hidden, ci.n_out, ci.n_patches, ci.n_out);
+            fprintf(f, "memory to run: %.2f MiB = weights used %.2f MiB (mapped) + scratch %.2f MiB (one image, one "
+                       "thread)\n",
+                    (double)(ci.weight_bytes + ci.scratch_bytes) / 1048576.0, (double)ci.weight_bytes / 1048576.0,
+                    (double)ci.scratch_bytes / 1048576.0);
+        } else
         fprintf(f, "memory to run: %.2f MiB = weights %.2f MiB (mapped) + KV cache %.2f MiB (f16, ctx %" PRIu64
                    ") + scratch %.2f MiB (estimate)\n",
                 (double)(weight_bytes + kv + scratch) / 1048576.0, (double)weight_bytes / 1048576.0,

@@ -77,7 +77,8 @@ int orion_cli_models(int argc, char **argv) {
     orion_manager_profile(mgr, &p);
     printf("budget %.1f MiB, tier %s: %s, %d models, pressure %s\n", mib(p.budget), p.tier.name,
            orion_qlevel_name(p.tier.level), p.tier.max_models, orion_pressure_name(orion_manager_pressure(mgr)));
-    printf("%-20s %12s %12s %12s %12s   (need in MiB: weights + KV + scratch)\n", "model", "q4", "q8", "f16", "f32");
+    printf("%-20s %12s %12s %12s %12s   (need in MiB: weights + KV + scratch + image encoder)\n", "model", "q4", "q8",
+           "f16", "f32");
     for (int i = 0; orion_manager_model_id(mgr, i); i++) {
         const char *id = orion_manager_model_id(mgr, i);
         printf("%-20s", id);
@@ -102,10 +103,13 @@ int orion_cli_models(int argc, char **argv) {
             rc = 1;
         } else {
             orion_model_status s;
-            if (orion_manager_status(mgr, &s, 1) >= 1)
-                printf("%s at %s: mapped %.1f MiB, resident %.1f MiB, heap %.1f MiB, KV %.1f MiB, need %.1f MiB\n",
+            if (orion_manager_status(mgr, &s, 1) >= 1) {
+                printf("%s at %s: mapped %.1f MiB, resident %.1f MiB, heap %.1f MiB, KV %.1f MiB, need %.1f MiB",
                        s.id, orion_qlevel_name(s.level), mib(s.mapped), mib(s.resident), mib(s.heap), mib(s.kv),
                        mib(s.need));
+                if (s.encoder) printf(" (image encoder: %.1f MiB of mapped + heap)", mib(s.encoder));
+                printf("\n");
+            }
             print_process("loaded");
             orion_manager_release(mgr, lease);
             if (orion_manager_unload(mgr, load) != ORION_OK) fprintf(stderr, "orion models: %s\n", orion_last_error());

@@ -23,6 +23,11 @@ static void usage(FILE *f) {
             "            --registry FILE: a JSON registry of models with a file per level (docs/manager.md);\n"
             "            --config FILE: the manager's config (budget, level, idle unload, thresholds).\n"
             "  generation: [--gen-slots N (2)] [--gen-ctx N]\n"
+            "  images:   [--mmproj ID=PROJ ...] a LLaVA projector (llama.cpp mmproj GGUF) for --model ID, loaded\n"
+            "            and unloaded with it (registry models: \"mmproj\" in the entry); then chat requests may\n"
+            "            carry images (OpenAI image_url data: URLs, Ollama \"images\"). [--max-images N (8)]\n"
+            "            [--max-image-bytes BYTES (20 MiB)] [--allow-remote-images: fetch http(s) image URLs]\n"
+            "            [--image-timeout-ms MS (10000)]\n"
             "  limits:   [--max-body BYTES] [--max-inputs N] [--max-tokens N] [--no-truncate] [--max-queue N]\n"
             "  batching: [--no-batching] [--batch-tokens N] [--batch-wait-us US]\n"
             "  cache:    [--cache-mb N (0: off; default min(256, budget/32 MiB))] [--cache-entries N]\n"
@@ -40,7 +45,9 @@ int orion_cli_serve(int argc, char **argv) {
     orion_server_params p = orion_server_default_params();
     orion_server_model models[MAX_MODELS];
     char *specs[MAX_MODELS];
-    int n_models = 0;
+    orion_server_model projs[MAX_MODELS]; /* --mmproj ID=PROJ: {model id, projector} */
+    char *proj_specs[MAX_MODELS];
+    int n_models = 0, n_projs = 0;
     bool verbose = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -64,6 +71,24 @@ int orion_cli_serve(int argc, char **argv) {
         else if (strcmp(a, "--config") == 0) { NEED_VALUE; p.config_path = v; }
         else if (strcmp(a, "--gen-slots") == 0) { NEED_VALUE; p.gen_slots = atoi(v); }
         else if (strcmp(a, "--gen-ctx") == 0) { NEED_VALUE; p.gen_ctx = atoi(v); }
+        else if (strcmp(a, "--max-images") == 0) { NEED_VALUE; p.max_images = atoi(v); }
+        else if (strcmp(a, "--max-image-bytes") == 0) { NEED_VALUE; p.max_image_bytes = strtoull(v, NULL, 10); }
+        else if (strcmp(a, "--image-timeout-ms") == 0) { NEED_VALUE; p.image_timeout_ms = atoi(v); }
+        else if (strcmp(a, "--allow-remote-images") == 0) p.allow_remote_images = true;
+        else if (strcmp(a, "--mmproj") == 0) {
+            NEED_VALUE;
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1] || n_projs == MAX_MODELS) {
+                fprintf(stderr, "orion serve: --mmproj wants ID=PROJ (at most %d)\n", MAX_MODELS);
+                return 2;
+            }
+            proj_specs[n_projs] = strdup(v);
+            if (!proj_specs[n_projs]) return 1;
+            proj_specs[n_projs][eq - v] = 0;
+            projs[n_projs].id = proj_specs[n_projs];
+            projs[n_projs].path = proj_specs[n_projs] + (eq - v) + 1;
+            n_projs++;
+        }
         else if (strcmp(a, "--max-body") == 0) { NEED_VALUE; p.max_body = strtoull(v, NULL, 10); }
         else if (strcmp(a, "--max-inputs") == 0) { NEED_VALUE; p.max_inputs = atoi(v); }
         else if (strcmp(a, "--max-tokens") == 0) { NEED_VALUE; p.max_tokens = atoi(v); }
@@ -105,6 +130,7 @@ int orion_cli_serve(int argc, char **argv) {
         }
 #undef NEED_VALUE
     }
+    int rc = 0;
     if (n_models == 0 && !p.registry_path) {
         models[0].id = "use-lite";
         models[0].path = "models/use-lite.gguf";
@@ -113,6 +139,8 @@ int orion_cli_serve(int argc, char **argv) {
     }
     p.models = models;
     p.n_models = n_models;
+    p.projectors = projs;
+    p.n_projectors = n_projs;
     orion_log_set(orion_log_to_stderr, verbose ? ORION_LOG_DEBUG : ORION_LOG_INFO, NULL);
 
     /* Block the stop signals in every thread; this one takes them with sigwait. */
@@ -125,7 +153,6 @@ int orion_cli_serve(int argc, char **argv) {
 
     orion_server *srv = NULL;
     orion_status st = orion_server_start(&p, &srv);
-    int rc = 0;
     if (st != ORION_OK) {
         fprintf(stderr, "orion serve: %s\n", orion_last_error());
         rc = 1;
@@ -142,5 +169,6 @@ int orion_cli_serve(int argc, char **argv) {
     orion_server_free(srv);
 done:
     for (int i = 0; i < n_models; i++) free(specs[i]);
+    for (int i = 0; i < n_projs; i++) free(proj_specs[i]);
     return rc;
 }

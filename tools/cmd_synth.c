@@ -2,8 +2,9 @@
  * cmd_synth.c — `orion synth`: writes a model of a real shape (a built-in
  * --shape or --dims) with seeded random weights in a chosen type and the real
  * Llama 2 tokenizer, for benchmarks and tests (the work is in
- * src/models/synth.c). Shows a progress bar on a terminal; prints one summary
- * line on standard output at the end.
+ * src/models/synth.c), or with --arch clip a CLIP image encoder + LLaVA
+ * projector as an mmproj file (src/models/synth_clip.c). Shows a progress
+ * bar on a terminal; prints one summary line on standard output at the end.
  */
 #include "cli.h"
 #include "models/synth.h"
@@ -21,10 +22,12 @@ static int usage(void) {
             "usage: orion synth [--arch llama|mistral] (--shape NAME | --dims E,FF,LAYERS,HEADS,KV_HEADS[,VOCAB])\n"
             "                   --type f32|f16|bf16|q8_0|q4_0|q4_1 [--seed S] [--ctx N] [--sliding-window N]\n"
             "                   [--tokenizer FILE] [--threads N] OUT.gguf\n"
+            "       orion synth --arch clip --shape NAME --type T [--seed S] [--threads N] OUT.gguf\n"
             "       orion synth --list\n"
             "  Writes a model with random weights ~ N(0, 0.02^2) (norms 1) and the Llama 2 tokenizer\n"
             "  (default " DEFAULT_TOKENIZER "). Mistral: architecture \"llama\" plus\n"
-            "  llama.attention.sliding_window (the shape's, else 4096), as llama.cpp writes it.\n");
+            "  llama.attention.sliding_window (the shape's, else 4096), as llama.cpp writes it.\n"
+            "  clip: a CLIP vision tower + LLaVA projector (llama.cpp's mmproj layout), biases 0.\n");
     return 2;
 }
 
@@ -51,6 +54,18 @@ static void on_tensor(void *user, const orion_synth_progress *p) {
             (double)p->bytes_total / 1048576.0, dt, p->name);
     if (p->index + 1 == p->count) fputc('\n', stderr);
     fflush(stderr);
+}
+
+static void list_clip_shapes(void) {
+    printf("\n  %-16s %-8s %6s %6s %6s %6s %6s %6s %13s\n", "shape", "arch", "image", "patch", "embd", "ff", "layers",
+           "heads", "projector");
+    for (int i = 0; orion__synth_clip_shape_at(i); i++) {
+        const orion_synth_clip_shape *s = orion__synth_clip_shape_at(i);
+        char proj[32];
+        snprintf(proj, sizeof proj, "%d -> %d", s->n_mm, s->n_out);
+        printf("  %-16s %-8s %6d %6d %6d %6d %6d %6d %13s\n", s->name, "clip", s->image_size, s->patch_size,
+               s->n_embd, s->n_ff, s->n_layer, s->n_head, proj);
+    }
 }
 
 static void list_shapes(void) {
@@ -98,13 +113,21 @@ int orion_cli_synth(int argc, char **argv) {
         bool has = i + 1 < argc;
         if (strcmp(a, "--list") == 0) {
             list_shapes();
+            list_clip_shapes();
             return 0;
         } else if (strcmp(a, "--arch") == 0 && has) {
             p.arch = argv[++i];
-            if (strcmp(p.arch, "llama") != 0 && strcmp(p.arch, "mistral") != 0) {
-                fprintf(stderr, "orion synth: --arch takes llama or mistral\n");
+            if (strcmp(p.arch, "llama") != 0 && strcmp(p.arch, "mistral") != 0 && strcmp(p.arch, "clip") != 0) {
+                fprintf(stderr, "orion synth: --arch takes llama, mistral or clip\n");
                 return 2;
             }
+        } else if (strcmp(a, "--shape") == 0 && has && p.arch && strcmp(p.arch, "clip") == 0) {
+            if (!(p.clip = orion__synth_clip_shape_find(argv[++i]))) {
+                fprintf(stderr, "orion synth: unknown clip shape '%s'; the shapes are:\n", argv[i]);
+                list_clip_shapes();
+                return 2;
+            }
+            have_shape = true;
         } else if (strcmp(a, "--shape") == 0 && has) {
             const orion_synth_shape *s = orion__synth_shape_find(argv[++i]);
             if (!s) {
@@ -151,6 +174,11 @@ int orion_cli_synth(int argc, char **argv) {
         }
     }
     if (!out || !have_shape || !have_type) return usage();
+    if (p.arch && strcmp(p.arch, "clip") == 0 && !p.clip) {
+        fprintf(stderr, "orion synth: --arch clip takes --shape (after --arch): one of\n");
+        list_clip_shapes();
+        return 2;
+    }
     if (ctx) p.shape.n_ctx = (int)ctx;
     if (window) p.shape.sliding_window = (int)window; /* written for --arch mistral */
 
@@ -172,8 +200,9 @@ int orion_cli_synth(int argc, char **argv) {
     double params = 0.0;
     for (int64_t i = 0; i < n_tensors; i++) params += (double)orion_gguf_tensor_at(g, i)->n_elems;
     orion_gguf_free(g);
+    const char *shape_name = p.clip ? p.clip->name : p.shape.name ? p.shape.name : "custom";
     printf("wrote %s: %s %s, %s, %lld tensors, %.3g B parameters, %.1f MiB, %.1f s\n", out,
-           p.arch ? p.arch : p.shape.arch, p.shape.name ? p.shape.name : "custom", orion_type_name(p.type),
+           p.arch ? p.arch : p.shape.arch, shape_name, orion_type_name(p.type),
            (long long)n_tensors, params / 1e9, (double)bytes / 1048576.0, now_s() - s.t0);
     return 0;
 }

@@ -20,6 +20,10 @@
  * independent given the factor, so the split is the same as for the other
  * quantizers. The report then also carries the output error measured with
  * the Hessian.
+ *
+ * A Hugging Face LLaVA directory makes two files from one source: the
+ * language model at dst, then the image encoder + projector (mmproj) at
+ * params->mmproj, each through its own writer with the same type rule.
  */
 #include "formats/gguf_internal.h"
 #include "formats/hf_model.h"
@@ -167,10 +171,21 @@ static bool tensor_type_rule(const char *spec, const char *name, orion_type *out
     return name == NULL;
 }
 
+static bool is_float_type(orion_type t) {
+    return t == ORION_TYPE_F32 || t == ORION_TYPE_F16 || t == ORION_TYPE_BF16;
+}
+
 static orion_type target_type(const orion_convert_params *p, const char *name, orion_type from, int n_dims,
                               int64_t ne0) {
     if (n_dims == 1) return p->type < 0 ? from : ORION_TYPE_F32; /* norms and biases */
     orion_type to;
+    /* a vision tower's learned positions are added, not multiplied: they
+     * keep a float type (their own, or the target when that is a float) */
+    if (strcmp(name, "v.position_embd.weight") == 0) {
+        to = p->type < 0 ? from : (orion_type)p->type;
+        if (p->tensor_types) tensor_type_rule(p->tensor_types, name, &to);
+        return is_float_type(to) ? to : is_float_type(from) ? from : ORION_TYPE_F32;
+    }
     if (p->tensor_types && tensor_type_rule(p->tensor_types, name, &to)) {
         if (ne0 % orion_type_block_elems(to) != 0) to = ORION_TYPE_F16;
         return to;
@@ -406,6 +421,45 @@ static bool is_gguf_file(const char *path) {
     return n == 4 && memcmp(magic, "GGUF", 4) == 0;
 }
 
+orion_status orion_convert_mmproj_path(const char *dst, char *buf, size_t size) {
+    if (!dst || !buf) return orion__fail(ORION_ERR_INVALID_ARG, "orion_convert_mmproj_path: NULL argument");
+    size_t n = strlen(dst);
+    if (n >= 5 && strcmp(dst + n - 5, ".gguf") == 0) n -= 5;
+    int len = snprintf(buf, size, "%.*s.mmproj.gguf", (int)n, dst);
+    if (len < 0 || (size_t)len >= size) {
+        if (size) buf[0] = '\0';
+        return orion__fail(ORION_ERR_RANGE, "orion_convert_mmproj_path: '%s' is too long", dst);
+    }
+    return ORION_OK;
+}
+
+/* Writes the LLaVA image encoder + projector of hf to path. */
+static orion_status write_mmproj(const orion_hf_model *hf, const char *path, const orion_convert_params *p,
+                                 const imatrix *im, convert_ctx *ctx) {
+    orion_gguf_writer *w = NULL;
+    source_tensor *ts = NULL;
+    producer *prods = NULL;
+    const int64_t n = orion__hf_n_vision_tensors(hf);
+    orion_status st = orion_gguf_writer_init(&w);
+    if (st != ORION_OK) return st;
+    if ((st = orion__hf_write_mmproj_metadata(hf, w)) != ORION_OK) goto done;
+    if (!(ts = orion__calloc((size_t)(n ? n : 1), sizeof *ts))) {
+        st = orion__fail(ORION_ERR_NOMEM, "convert: out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const orion_hf_tensor *t = orion__hf_vision_tensor(hf, i);
+        ts[i] = (source_tensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, t->data, 0};
+    }
+    if ((st = add_tensors(w, ts, n, p, im, ctx, &prods)) != ORION_OK) goto done;
+    st = orion_gguf_writer_write(w, path);
+done:
+    orion_gguf_writer_free(w);
+    orion__free(prods);
+    orion__free(ts);
+    return st;
+}
+
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
@@ -425,6 +479,7 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
                            p.tensor_types);
 
     orion_status st;
+    char mmproj[4096] = "";
     orion_gguf *g = NULL;
     orion_llama2c *l2 = NULL;
     orion_llama2c_vocab *vocab = NULL;
@@ -476,6 +531,14 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
     } else if (orion__hf_is_dir(src)) {
         /* a Hugging Face model directory: config.json + safetensors */
         if ((st = orion__hf_open(src, &hf)) != ORION_OK) goto done;
+        if (orion__hf_n_vision_tensors(hf) > 0) {
+            if (p.mmproj) snprintf(mmproj, sizeof mmproj, "%s", p.mmproj);
+            else if ((st = orion_convert_mmproj_path(dst, mmproj, sizeof mmproj)) != ORION_OK) goto done;
+            if (strcmp(mmproj, dst) == 0) {
+                st = orion__fail(ORION_ERR_INVALID_ARG, "convert: the model and the mmproj file are both '%s'", dst);
+                goto done;
+            }
+        }
         if ((st = orion__hf_write_metadata(hf, w)) != ORION_OK) goto done;
         n = orion__hf_n_tensors(hf);
         ts = orion__calloc((size_t)(n ? n : 1), sizeof *ts);
@@ -520,7 +583,8 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
     if ((st = orion_threadpool_init(&tp, &ctx.pool)) != ORION_OK) goto done;
     ctx.n_threads = orion_threadpool_n_threads(ctx.pool);
     if ((st = add_tensors(w, ts, n, &p, im, &ctx, &prods)) != ORION_OK) goto done;
-    st = orion_gguf_writer_write(w, dst);
+    if ((st = orion_gguf_writer_write(w, dst)) != ORION_OK) goto done;
+    if (mmproj[0]) st = write_mmproj(hf, mmproj, &p, im, &ctx);
 
 done:
     orion_threadpool_free(ctx.pool);

@@ -10,6 +10,10 @@
  *   LlamaForCausalLM, MistralForCausalLM -> GGUF "llama" (as llama.cpp writes
  *       Mistral v0.1; Mistral's sliding_window goes to
  *       llama.attention.sliding_window)
+ *   LlavaForConditionalGeneration -> two files: the text model as above, and
+ *       the CLIP vision tower + projector as llama.cpp's "mmproj" GGUF (the
+ *       config and metadata side is in hf_llava.c; its tensors are a second
+ *       table of specs here, routed by the names' prefixes)
  *
  * How it works: each architecture is a table of tensor specs — the HF name
  * (model-level, or per block after "layers.N." / "encoder.layer.N."), the
@@ -116,6 +120,24 @@ static orion_status get_bool(const char *label, const cJSON *obj, const char *na
     return ORION_OK;
 }
 
+const cJSON *orion__hf_member(const cJSON *obj, const char *name) {
+    return member(obj, name);
+}
+
+orion_status orion__hf_get_int(const char *label, const cJSON *obj, const char *name, bool required, int64_t def,
+                               int64_t lo, int64_t hi, int64_t *out) {
+    return get_int(label, obj, name, required, def, lo, hi, out);
+}
+
+orion_status orion__hf_get_num(const char *label, const cJSON *obj, const char *name, double def, double lo,
+                               double hi, double *out) {
+    return get_num(label, obj, name, def, lo, hi, out);
+}
+
+orion_status orion__hf_get_bool(const char *label, const cJSON *obj, const char *name, bool def, bool *out) {
+    return get_bool(label, obj, name, def, out);
+}
+
 /* bos_token_id / eos_token_id: an integer, a list of integers (the first is
  * used) or absent / null (-1). */
 static orion_status get_token_id(const char *label, const cJSON *obj, const char *name, int64_t n_vocab,
@@ -161,6 +183,7 @@ static const struct {
     {"BertForMaskedLM", ORION_HF_BERT},
     {"LlamaForCausalLM", ORION_HF_LLAMA},
     {"MistralForCausalLM", ORION_HF_MISTRAL},
+    {"LlavaForConditionalGeneration", ORION_HF_LLAVA},
 };
 
 static orion_status parse_arch(const char *label, const cJSON *root, orion_hf_config *c) {
@@ -189,7 +212,7 @@ static orion_status parse_arch(const char *label, const cJSON *root, orion_hf_co
     if (!first) return orion__fail(ORION_ERR_FORMAT, "%s: field 'architectures' is empty", label);
     return orion__fail(ORION_ERR_UNSUPPORTED,
                        "%s: architecture '%.64s' is not supported (BertModel, BertForMaskedLM, LlamaForCausalLM, "
-                       "MistralForCausalLM)",
+                       "MistralForCausalLM, LlavaForConditionalGeneration)",
                        label, first);
 }
 
@@ -265,6 +288,10 @@ static orion_status parse_llama(const char *label, const cJSON *root, orion_hf_c
     return ORION_OK;
 }
 
+orion_status orion__hf_parse_llama(const char *label, const cJSON *obj, orion_hf_config *c) {
+    return parse_llama(label, obj, c);
+}
+
 static orion_status parse_bert(const char *label, const cJSON *root, orion_hf_config *c) {
     orion_status st;
     GET(parse_common(label, root, c));
@@ -291,8 +318,10 @@ orion_status orion__hf_config_parse(const char *label, const void *data, size_t 
     cJSON *root = NULL;
     orion_status st = parse_root(label, data, size, true, &root);
     if (st != ORION_OK) return st;
-    if ((st = parse_arch(label, root, out)) == ORION_OK)
-        st = out->arch == ORION_HF_BERT ? parse_bert(label, root, out) : parse_llama(label, root, out);
+    if ((st = parse_arch(label, root, out)) == ORION_OK) {
+        if (out->arch == ORION_HF_LLAVA) st = orion__hf_llava_config_parse(label, root, out);
+        else st = out->arch == ORION_HF_BERT ? parse_bert(label, root, out) : parse_llama(label, root, out);
+    }
     orion__json_free(root);
     return st;
 }
@@ -675,7 +704,8 @@ static orion_status llama_vocab(const char *label, orion_vocab *sp, int64_t n_vo
 
 /* ---- tensor specs ------------------------------------------------------------------------------- */
 
-typedef enum dim { D_NONE, D_VOCAB, D_HIDDEN, D_FF, D_Q, D_KV, D_CTX, D_TYPES } dim;
+/* D_V*: the vision tower's; D_PATCH as cols: a convolution [rows, 3, P, P] */
+typedef enum dim { D_NONE, D_VOCAB, D_HIDDEN, D_FF, D_Q, D_KV, D_CTX, D_TYPES, D_VHIDDEN, D_VFF, D_VPOS, D_PATCH } dim;
 
 typedef struct spec {
     const char *hf;         /* name after the model prefix (per block: after "<block prefix>N.") */
@@ -730,9 +760,47 @@ static const spec bert_blocks[] = {
     {"output.LayerNorm.bias", "layer_output_norm.bias", D_HIDDEN, D_NONE, 0},
 };
 
+/* LLaVA's vision tower (names after "vision_tower.vision_model.") and
+ * projector (after "multi_modal_projector.", here as "projector."), with
+ * llama.cpp's mmproj names: its converter calls mlp.fc1 "ffn_down" and
+ * mlp.fc2 "ffn_up" (clip.c reads either). post_layernorm is not written: the
+ * features come from an earlier layer's output, and llama.cpp applies a
+ * v.post_ln it finds. */
+static const spec vision_globals[] = {
+    {"embeddings.patch_embedding.weight", "v.patch_embd.weight", D_VHIDDEN, D_PATCH, 0},
+    {"embeddings.class_embedding", "v.class_embd", D_VHIDDEN, D_NONE, 0},
+    {"embeddings.position_embedding.weight", "v.position_embd.weight", D_VPOS, D_VHIDDEN, 0},
+    {"pre_layrnorm.weight", "v.pre_ln.weight", D_VHIDDEN, D_NONE, 0},
+    {"pre_layrnorm.bias", "v.pre_ln.bias", D_VHIDDEN, D_NONE, 0},
+    {"projector.linear_1.weight", "mm.0.weight", D_HIDDEN, D_VHIDDEN, 0},
+    {"projector.linear_1.bias", "mm.0.bias", D_HIDDEN, D_NONE, 0},
+    {"projector.linear_2.weight", "mm.2.weight", D_HIDDEN, D_HIDDEN, 0},
+    {"projector.linear_2.bias", "mm.2.bias", D_HIDDEN, D_NONE, 0},
+};
+
+static const spec vision_blocks[] = {
+    {"self_attn.q_proj.weight", "attn_q.weight", D_VHIDDEN, D_VHIDDEN, 0},
+    {"self_attn.q_proj.bias", "attn_q.bias", D_VHIDDEN, D_NONE, 0},
+    {"self_attn.k_proj.weight", "attn_k.weight", D_VHIDDEN, D_VHIDDEN, 0},
+    {"self_attn.k_proj.bias", "attn_k.bias", D_VHIDDEN, D_NONE, 0},
+    {"self_attn.v_proj.weight", "attn_v.weight", D_VHIDDEN, D_VHIDDEN, 0},
+    {"self_attn.v_proj.bias", "attn_v.bias", D_VHIDDEN, D_NONE, 0},
+    {"self_attn.out_proj.weight", "attn_out.weight", D_VHIDDEN, D_VHIDDEN, 0},
+    {"self_attn.out_proj.bias", "attn_out.bias", D_VHIDDEN, D_NONE, 0},
+    {"layer_norm1.weight", "ln1.weight", D_VHIDDEN, D_NONE, 0},
+    {"layer_norm1.bias", "ln1.bias", D_VHIDDEN, D_NONE, 0},
+    {"mlp.fc1.weight", "ffn_down.weight", D_VFF, D_VHIDDEN, 0},
+    {"mlp.fc1.bias", "ffn_down.bias", D_VFF, D_NONE, 0},
+    {"mlp.fc2.weight", "ffn_up.weight", D_VHIDDEN, D_VFF, 0},
+    {"mlp.fc2.bias", "ffn_up.bias", D_VHIDDEN, D_NONE, 0},
+    {"layer_norm2.weight", "ln2.weight", D_VHIDDEN, D_NONE, 0},
+    {"layer_norm2.bias", "ln2.bias", D_VHIDDEN, D_NONE, 0},
+};
+
 typedef struct arch_desc {
     const char        *prefix;       /* stripped when present: "bert." / "model." */
     const char        *block_prefix; /* "encoder.layer." / "layers." */
+    const char        *gguf_block;   /* "blk." / "v.blk." */
     const spec        *globals;
     int                n_globals;
     const spec        *blocks;
@@ -746,12 +814,17 @@ static const char *const bert_drop[] = {"embeddings.position_ids", "pooler.dense
 static const char *const bert_drop_prefix[] = {"cls.predictions.", "cls.seq_relationship.", NULL};
 static const char *const llama_drop_block[] = {"self_attn.rotary_emb.inv_freq", NULL};
 static const char *const none[] = {NULL};
+static const char *const vision_drop[] = {"embeddings.position_ids", "post_layernorm.weight", "post_layernorm.bias",
+                                          NULL};
 
-static const arch_desc bert_desc = {"bert.", "encoder.layer.", bert_globals, (int)ORION_ARRAY_LEN(bert_globals),
+static const arch_desc bert_desc = {"bert.", "encoder.layer.", "blk.", bert_globals, (int)ORION_ARRAY_LEN(bert_globals),
                                     bert_blocks, (int)ORION_ARRAY_LEN(bert_blocks), bert_drop, bert_drop_prefix,
                                     none};
-static const arch_desc llama_desc = {"model.", "layers.", llama_globals, (int)ORION_ARRAY_LEN(llama_globals),
+static const arch_desc llama_desc = {"model.", "layers.", "blk.", llama_globals, (int)ORION_ARRAY_LEN(llama_globals),
                                      llama_blocks, (int)ORION_ARRAY_LEN(llama_blocks), none, none, llama_drop_block};
+static const arch_desc vision_desc = {"", "encoder.layers.", "v.blk.", vision_globals,
+                                      (int)ORION_ARRAY_LEN(vision_globals), vision_blocks,
+                                      (int)ORION_ARRAY_LEN(vision_blocks), vision_drop, none, none};
 
 static int64_t dim_value(const orion_hf_config *c, dim d) {
     switch (d) {
@@ -763,6 +836,13 @@ static int64_t dim_value(const orion_hf_config *c, dim d) {
     case D_KV: return c->n_kv_heads * c->head_dim;
     case D_CTX: return c->context_length;
     case D_TYPES: return c->type_vocab_size;
+    case D_VHIDDEN: return c->vision.hidden_size;
+    case D_VFF: return c->vision.intermediate_size;
+    case D_VPOS: {
+        const int64_t side = c->vision.patch_size > 0 ? c->vision.image_size / c->vision.patch_size : 0;
+        return side * side + 1;
+    }
+    case D_PATCH: return c->vision.patch_size;
     }
     return 0;
 }
@@ -802,15 +882,25 @@ static int64_t find_slot(const arch_desc *a, int64_t n_layers, const char *name,
 
 /* ---- the model ---------------------------------------------------------------------------------- */
 
+/* One GGUF file's tensors: a slot per spec (globals, then block-major). */
+typedef struct table {
+    const arch_desc *arch;
+    orion_hf_tensor *slots;       /* n_slots, compacted to n_tensors once open */
+    int64_t          n_slots, n_tensors;
+    int64_t          n_layers;    /* blocks the config declares (all must be present) */
+    int64_t          keep_layers; /* blocks written: the vision tower's up to the feature layer */
+    const char      *shown;       /* name prefix for messages ("" or LLaVA's) */
+    bool             text;        /* the text model (rope permutation, tied output) */
+} table;
+
 struct orion_hf_model {
     char               *dir;
     char                name[256];    /* the directory's base name, for general.name */
     orion_hf_config     cfg;
-    const arch_desc    *arch;
     orion_safetensors **shards;
     int32_t             n_shards;
-    orion_hf_tensor    *tensors;      /* n_slots, compacted to n_tensors once open */
-    int64_t             n_slots, n_tensors;
+    table               text;         /* the model, or LLaVA's language model */
+    table               vision;       /* LLaVA's vision tower and projector; empty otherwise */
     orion_vocab        *vocab;
     /* llama */
     int64_t             bos_id, eos_id, unk_id;
@@ -854,8 +944,13 @@ static orion_status load_config(orion_hf_model *m) {
     }
     st = orion__hf_config_parse(path, buf, size, &m->cfg);
     orion__free(buf);
-    if (st == ORION_OK) m->arch = m->cfg.arch == ORION_HF_BERT ? &bert_desc : &llama_desc;
-    return st;
+    if (st != ORION_OK) return st;
+    m->text = (table){m->cfg.arch == ORION_HF_BERT ? &bert_desc : &llama_desc, NULL, 0, 0, m->cfg.n_layers,
+                      m->cfg.n_layers, m->cfg.llava ? "language_model.model." : "", true};
+    if (m->cfg.llava)
+        m->vision = (table){&vision_desc, NULL, 0, 0, m->cfg.vision.n_layers, m->cfg.vision.feature_layer,
+                            "vision_tower.vision_model.", false};
+    return ORION_OK;
 }
 
 static void shape_str(char *buf, size_t n, const orion_st_tensor *t) {
@@ -865,31 +960,72 @@ static void shape_str(char *buf, size_t n, const orion_st_tensor *t) {
         o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
 }
 
+static bool strip(const char *name, const char *prefix, const char **rest) {
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0) return false;
+    *rest = name + n;
+    return true;
+}
+
+/* LLaVA: which table a checkpoint name belongs to, and its name there.
+ * Both layouts: transformers < 4.52 ("language_model.model.*",
+ * "language_model.lm_head.*", "vision_tower.*", "multi_modal_projector.*")
+ * and later ("model.language_model.*", "lm_head.*", "model.vision_tower.*",
+ * "model.multi_modal_projector.*"). NULL: no table. */
+static table *llava_route(orion_hf_model *m, const char *name, char *out, size_t n) {
+    const char *rest;
+    if (strcmp(name, "language_model.lm_head.weight") == 0 || strcmp(name, "lm_head.weight") == 0) {
+        snprintf(out, n, "lm_head.weight");
+        return &m->text;
+    }
+    if (strip(name, "language_model.model.", &rest) || strip(name, "model.language_model.", &rest)) {
+        snprintf(out, n, "%s", rest);
+        return &m->text;
+    }
+    if (strip(name, "vision_tower.vision_model.", &rest) || strip(name, "model.vision_tower.vision_model.", &rest)) {
+        snprintf(out, n, "%s", rest);
+        return &m->vision;
+    }
+    if (strip(name, "multi_modal_projector.", &rest) || strip(name, "model.multi_modal_projector.", &rest)) {
+        snprintf(out, n, "projector.%s", rest);
+        return &m->vision;
+    }
+    return NULL;
+}
+
 /* Puts one safetensors tensor into its slot (or drops it). */
 static orion_status place(orion_hf_model *m, const orion_safetensors *file, const orion_st_tensor *t) {
     const orion_hf_config *c = &m->cfg;
-    const arch_desc *a = m->arch;
     const char *label = orion__safetensors_label(file);
     char name[HF_MAX_NAME + 16];
+    table *tb = &m->text;
+    if (c->llava) {
+        if (!(tb = llava_route(m, t->name, name, sizeof name)))
+            return orion__fail(ORION_ERR_UNSUPPORTED, "%s: tensor '%s' is not part of a %s model as orion knows it",
+                               label, t->name, c->arch_name);
+    } else {
+        snprintf(name, sizeof name, "%s", t->name);
+    }
+    const arch_desc *a = tb->arch;
     size_t pl = strlen(a->prefix);
-    snprintf(name, sizeof name, "%s", strncmp(t->name, a->prefix, pl) == 0 ? t->name + pl : t->name);
+    if (pl && strncmp(name, a->prefix, pl) == 0) memmove(name, name + pl, strlen(name + pl) + 1);
     /* old BERT checkpoints call LayerNorm's parameters gamma and beta */
     size_t nl = strlen(name);
     if (m->cfg.arch == ORION_HF_BERT && nl > 6 && strcmp(name + nl - 6, ".gamma") == 0) strcpy(name + nl - 6, ".weight");
     else if (m->cfg.arch == ORION_HF_BERT && nl > 5 && strcmp(name + nl - 5, ".beta") == 0) strcpy(name + nl - 5, ".bias");
 
     int64_t block;
-    int64_t k = find_slot(a, c->n_layers, name, &block);
+    int64_t k = find_slot(a, tb->n_layers, name, &block);
     if (k == SLOT_DROP) return ORION_OK;
     if (k == SLOT_BAD_BLOCK)
         return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s' is in block %lld but config.json has %lld blocks", label,
-                           t->name, (long long)block, (long long)c->n_layers);
+                           t->name, (long long)block, (long long)tb->n_layers);
     if (k == SLOT_UNKNOWN)
         return orion__fail(ORION_ERR_UNSUPPORTED, "%s: tensor '%s' is not part of a %s model as orion knows it",
                            label, t->name, c->arch_name);
-    if (c->arch != ORION_HF_BERT && k == LLAMA_OUTPUT_SLOT && c->tie_word_embeddings) return ORION_OK;
+    if (tb->text && c->arch != ORION_HF_BERT && k == LLAMA_OUTPUT_SLOT && c->tie_word_embeddings) return ORION_OK;
     const spec *sp = k < a->n_globals ? &a->globals[k] : &a->blocks[(k - a->n_globals) % a->n_blocks];
-    orion_hf_tensor *s = &m->tensors[k];
+    orion_hf_tensor *s = &tb->slots[k];
     if (s->source)
         return orion__fail(ORION_ERR_FORMAT, "%s: tensors '%s' and '%s' both map to '%s'", label, s->source, t->name,
                            s->name);
@@ -904,13 +1040,20 @@ static orion_status place(orion_hf_model *m, const orion_safetensors *file, cons
                            t->name, orion__st_dtype_name(t->dtype));
     }
     int64_t rows = dim_value(c, sp->rows), cols = dim_value(c, sp->cols);
-    int want_dims = sp->cols == D_NONE ? 1 : 2;
-    if (t->n_dims != want_dims || t->shape[0] != rows || (want_dims == 2 && t->shape[1] != cols)) {
+    int want_dims = sp->cols == D_NONE ? 1 : sp->cols == D_PATCH ? 4 : 2;
+    bool ok = t->n_dims == want_dims && t->shape[0] == rows;
+    if (ok && want_dims == 2) ok = t->shape[1] == cols;
+    if (ok && want_dims == 4) ok = t->shape[1] == 3 && t->shape[2] == cols && t->shape[3] == cols;
+    if (!ok) {
         char got[128];
         shape_str(got, sizeof got, t);
         if (want_dims == 1)
             return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%lld]",
                                label, t->name, got, (long long)rows);
+        if (want_dims == 4)
+            return orion__fail(ORION_ERR_FORMAT,
+                               "%s: tensor '%s' has shape [%s] but config.json implies [%lld, 3, %lld, %lld]", label,
+                               t->name, got, (long long)rows, (long long)cols, (long long)cols);
         return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%lld, %lld]",
                            label, t->name, got, (long long)rows, (long long)cols);
     }
@@ -921,39 +1064,51 @@ static orion_status place(orion_hf_model *m, const orion_safetensors *file, cons
                            "%zu-byte elements",
                            label, t->name, (unsigned long long)t->offset, esize);
     if (k < a->n_globals) snprintf(s->name, sizeof s->name, "%s", sp->gguf);
-    else snprintf(s->name, sizeof s->name, "blk.%lld.%s", (long long)block, sp->gguf);
+    else snprintf(s->name, sizeof s->name, "%s%lld.%s", a->gguf_block, (long long)block, sp->gguf);
     s->source = t->name;
     s->type = type;
     s->n_dims = want_dims;
-    s->ne[0] = want_dims == 2 ? cols : rows;
-    s->ne[1] = want_dims == 2 ? rows : 1;
-    s->ne[2] = s->ne[3] = 1;
+    s->ne[1] = s->ne[2] = s->ne[3] = 1;
+    if (want_dims == 1) {
+        s->ne[0] = rows;
+    } else if (want_dims == 2) {
+        s->ne[0] = cols, s->ne[1] = rows;
+    } else { /* PyTorch's [out, 3, P, P] is GGUF's {P, P, 3, out} */
+        s->ne[0] = cols, s->ne[1] = cols, s->ne[2] = 3, s->ne[3] = rows;
+    }
     s->data = t->data;
     s->rope_heads = sp->rope == 1 ? c->n_heads : sp->rope == 2 ? c->n_kv_heads : 0;
     return ORION_OK;
 }
 
-/* Checks every slot is filled (output.weight may be absent when tied) and
- * compacts the filled ones to the front, in slot order. */
-static orion_status finish_tensors(orion_hf_model *m) {
-    const arch_desc *a = m->arch;
+/* Checks every slot of a table is filled (output.weight may be absent when
+ * tied) and compacts the filled ones to the front, in slot order, leaving
+ * out blocks from keep_layers on. */
+static orion_status finish_tensors(orion_hf_model *m, table *tb) {
+    const arch_desc *a = tb->arch;
     int64_t n = 0;
-    for (int64_t k = 0; k < m->n_slots; k++) {
-        orion_hf_tensor *s = &m->tensors[k];
+    for (int64_t k = 0; k < tb->n_slots; k++) {
+        orion_hf_tensor *s = &tb->slots[k];
+        const int64_t b = k < a->n_globals ? -1 : (k - a->n_globals) / a->n_blocks;
         if (!s->source) {
-            if (m->cfg.arch != ORION_HF_BERT && k == LLAMA_OUTPUT_SLOT && m->cfg.tie_word_embeddings) continue;
+            if (tb->text && m->cfg.arch != ORION_HF_BERT && k == LLAMA_OUTPUT_SLOT && m->cfg.tie_word_embeddings)
+                continue;
             const spec *sp = k < a->n_globals ? &a->globals[k] : &a->blocks[(k - a->n_globals) % a->n_blocks];
-            if (k < a->n_globals)
-                return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s' is missing (it becomes GGUF '%s')", m->dir,
-                                   sp->hf, sp->gguf);
-            int64_t b = (k - a->n_globals) / a->n_blocks;
-            return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s%lld.%s' is missing (it becomes GGUF 'blk.%lld.%s')",
-                               m->dir, a->block_prefix, (long long)b, sp->hf, (long long)b, sp->gguf);
+            if (k < a->n_globals) {
+                const bool proj = strncmp(sp->hf, "projector.", 10) == 0; /* LLaVA's, see llava_route */
+                return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s%s' is missing (it becomes GGUF '%s')", m->dir,
+                                   proj ? "multi_modal_projector." : tb->shown, proj ? sp->hf + 10 : sp->hf,
+                                   sp->gguf);
+            }
+            return orion__fail(ORION_ERR_FORMAT, "%s: tensor '%s%s%lld.%s' is missing (it becomes GGUF '%s%lld.%s')",
+                               m->dir, tb->shown, a->block_prefix, (long long)b, sp->hf, a->gguf_block, (long long)b,
+                               sp->gguf);
         }
-        if (n != k) m->tensors[n] = *s;
+        if (b >= tb->keep_layers) continue;
+        if (n != k) tb->slots[n] = *s;
         n++;
     }
-    m->n_tensors = n;
+    tb->n_tensors = n;
     return ORION_OK;
 }
 
@@ -1027,7 +1182,7 @@ static orion_status open_weights(orion_hf_model *m) {
         for (int64_t j = 0; j < orion__safetensors_n_tensors(m->shards[0]); j++)
             if ((st = place(m, m->shards[0], orion__safetensors_tensor_at(m->shards[0], j))) != ORION_OK) return st;
     }
-    st = finish_tensors(m);
+    if ((st = finish_tensors(m, &m->text)) == ORION_OK && m->cfg.llava) st = finish_tensors(m, &m->vision);
 done:
     orion__hf_index_free(index);
     return st;
@@ -1124,6 +1279,18 @@ static orion_status load_bert_pooling(orion_hf_model *m) {
     return st;
 }
 
+/* LLaVA: preprocessor_config.json's mean, std and sizes; CLIP's when absent. */
+static orion_status load_preprocessor(orion_hf_model *m) {
+    char path[HF_PATH], *buf = NULL;
+    size_t size;
+    orion_status st = join(path, sizeof path, m->dir, "preprocessor_config.json", NULL);
+    if (st != ORION_OK || !is_file(path)) return st;
+    if ((st = read_json_file(path, HF_MAX_CONFIG, &buf, &size)) != ORION_OK) return st;
+    st = orion__hf_preprocessor_parse(path, buf, size, &m->cfg.vision);
+    orion__free(buf);
+    return st;
+}
+
 static void base_name(const char *dir, char *out, size_t n) {
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/') len--;
@@ -1148,12 +1315,16 @@ orion_status orion__hf_open(const char *dir, orion_hf_model **out) {
     }
     base_name(dir, m->name, sizeof m->name);
     if ((st = load_config(m)) != ORION_OK) goto fail;
-    m->n_slots = m->arch->n_globals + m->cfg.n_layers * m->arch->n_blocks;
-    m->tensors = orion__calloc((size_t)m->n_slots, sizeof *m->tensors);
-    if (!m->tensors) {
-        st = orion__fail(ORION_ERR_NOMEM, "%s: out of memory", dir);
-        goto fail;
+    table *tbs[2] = {&m->text, &m->vision};
+    for (int i = 0; i < (m->cfg.llava ? 2 : 1); i++) {
+        table *tb = tbs[i];
+        tb->n_slots = tb->arch->n_globals + tb->n_layers * tb->arch->n_blocks;
+        if (!(tb->slots = orion__calloc((size_t)tb->n_slots, sizeof *tb->slots))) {
+            st = orion__fail(ORION_ERR_NOMEM, "%s: out of memory", dir);
+            goto fail;
+        }
     }
+    if (m->cfg.llava && (st = load_preprocessor(m)) != ORION_OK) goto fail;
     if ((st = open_weights(m)) != ORION_OK) goto fail;
     if (m->cfg.arch == ORION_HF_BERT) {
         if ((st = load_bert_tokenizer(m)) != ORION_OK) goto fail;
@@ -1173,7 +1344,8 @@ void orion__hf_free(orion_hf_model *m) {
     if (m->shards)
         for (int32_t i = 0; i < m->n_shards; i++) orion__safetensors_free(m->shards[i]);
     orion__free(m->shards);
-    orion__free(m->tensors);
+    orion__free(m->text.slots);
+    orion__free(m->vision.slots);
     orion__vocab_free(m->vocab);
     orion__free(m->dir);
     orion__free(m);
@@ -1184,11 +1356,19 @@ const orion_hf_config *orion__hf_config(const orion_hf_model *m) {
 }
 
 int64_t orion__hf_n_tensors(const orion_hf_model *m) {
-    return m->n_tensors;
+    return m->text.n_tensors;
 }
 
 const orion_hf_tensor *orion__hf_tensor(const orion_hf_model *m, int64_t i) {
-    return (i >= 0 && i < m->n_tensors) ? &m->tensors[i] : NULL;
+    return (i >= 0 && i < m->text.n_tensors) ? &m->text.slots[i] : NULL;
+}
+
+int64_t orion__hf_n_vision_tensors(const orion_hf_model *m) {
+    return m->cfg.llava ? m->vision.n_tensors : 0;
+}
+
+const orion_hf_tensor *orion__hf_vision_tensor(const orion_hf_model *m, int64_t i) {
+    return (m->cfg.llava && i >= 0 && i < m->vision.n_tensors) ? &m->vision.slots[i] : NULL;
 }
 
 /* ---- GGUF metadata ------------------------------------------------------------------------------ */
@@ -1267,6 +1447,11 @@ static orion_status write_llama(const orion_hf_model *m, orion_gguf_writer *w) {
     SET(set_id(w, "tokenizer.ggml.eos_token_id", m->eos_id));
     SET(set_id(w, "tokenizer.ggml.unknown_token_id", m->unk_id));
     return ORION_OK;
+}
+
+orion_status orion__hf_write_mmproj_metadata(const orion_hf_model *m, orion_gguf_writer *w) {
+    if (!m->cfg.llava) return orion__fail(ORION_ERR_INVALID_ARG, "%s: not a LLaVA model: no image encoder", m->dir);
+    return orion__hf_llava_write_metadata(&m->cfg, m->name, w);
 }
 
 orion_status orion__hf_write_metadata(const orion_hf_model *m, orion_gguf_writer *w) {

@@ -14,7 +14,23 @@ typedef enum orion_hf_arch {
     ORION_HF_BERT,    /* BertModel, BertForMaskedLM */
     ORION_HF_LLAMA,   /* LlamaForCausalLM */
     ORION_HF_MISTRAL, /* MistralForCausalLM (GGUF architecture "llama") */
+    ORION_HF_LLAVA,   /* LlavaForConditionalGeneration: only while parsing; the
+                         config then holds the text model's arch, llava set */
 } orion_hf_arch;
+
+/* A LLaVA directory's image side (hf_llava.c): the CLIP vision tower
+ * ("vision_config"), the feature selection and the projector, and the
+ * preprocessing from preprocessor_config.json. */
+typedef struct orion_hf_vision {
+    int64_t image_size, patch_size;
+    int64_t hidden_size, intermediate_size, n_layers, n_heads;
+    int64_t projection_dim;
+    double  norm_eps;          /* layer_norm_eps */
+    bool    quick_gelu;        /* hidden_act "quick_gelu" (CLIP); false: "gelu" */
+    int64_t feature_layer;     /* hidden_states index 1..n_layers (LLaVA-1.5's -2: n_layers - 1) */
+    int64_t image_token_index; /* -1 when config.json does not say */
+    float   image_mean[3], image_std[3];
+} orion_hf_vision;
 
 /* What config.json says, checked and with defaults filled in. */
 typedef struct orion_hf_config {
@@ -35,6 +51,10 @@ typedef struct orion_hf_config {
     double        rope_linear_scale; /* rope_scaling {"type": "linear"} factor; 0 = none */
     bool          tie_word_embeddings;
     int64_t       bos_id, eos_id;    /* -1 when config.json does not say */
+    /* LlavaForConditionalGeneration: the fields above describe the text
+     * model ("text_config", arch LLAMA or MISTRAL), vision the rest. */
+    bool            llava;
+    orion_hf_vision vision;
 } orion_hf_config;
 
 /* sentence-transformers' modules.json: is there a Normalize module, and
@@ -62,6 +82,11 @@ orion_status orion__hf_config_parse(const char *label, const void *data, size_t 
 orion_status orion__hf_modules_parse(const char *label, const void *data, size_t size, orion_hf_modules *out);
 /* 1_Pooling/config.json: *pooling_type = 1 (mean) or 2 (CLS). */
 orion_status orion__hf_pooling_parse(const char *label, const void *data, size_t size, uint32_t *pooling_type);
+/* preprocessor_config.json of a LLaVA directory: image_mean and image_std
+ * into v, and crop_size / size checked against v->image_size (orion pads to
+ * a square and resizes straight to image_size, so a resize to another size
+ * before a crop cannot be reproduced: ORION_ERR_UNSUPPORTED). */
+orion_status orion__hf_preprocessor_parse(const char *label, const void *data, size_t size, orion_hf_vision *v);
 orion_status orion__hf_index_parse(const char *label, const void *data, size_t size, orion_hf_index **out);
 void         orion__hf_index_free(orion_hf_index *index);
 /* WordPiece vocabularies as the files spell them (token i = line i of
@@ -98,9 +123,10 @@ bool orion__hf_is_dir(const char *path);
  * files (model.safetensors, or the shards listed by
  * model.safetensors.index.json, each opened once), maps every tensor to its
  * GGUF name and checks its shape against the config, and reads the
- * tokenizer (tokenizer.model for llama/mistral; vocab.txt or tokenizer.json
- * for BERT, plus modules.json and the pooling config). Errors name the file,
- * tensor and field. Not thread-safe while opening; read-only afterwards. */
+ * tokenizer (tokenizer.model for llama/mistral/LLaVA; vocab.txt or
+ * tokenizer.json for BERT, plus modules.json and the pooling config; LLaVA's
+ * preprocessor_config.json). Errors name the file, tensor and field. Not
+ * thread-safe while opening; read-only afterwards. */
 orion_status orion__hf_open(const char *dir, orion_hf_model **out);
 void         orion__hf_free(orion_hf_model *m);
 
@@ -111,5 +137,32 @@ orion_status orion__hf_write_metadata(const orion_hf_model *m, orion_gguf_writer
 /* The tensors in GGUF order: the model-level ones, then per block. */
 int64_t                orion__hf_n_tensors(const orion_hf_model *m);
 const orion_hf_tensor *orion__hf_tensor(const orion_hf_model *m, int64_t i);
+
+/* LLaVA directories also hold the image encoder and projector: its GGUF
+ * (llama.cpp's "mmproj" layout, see hf_llava.c) has these keys and tensors.
+ * orion__hf_n_vision_tensors is 0 for other models. */
+orion_status           orion__hf_write_mmproj_metadata(const orion_hf_model *m, orion_gguf_writer *w);
+int64_t                orion__hf_n_vision_tensors(const orion_hf_model *m);
+const orion_hf_tensor *orion__hf_vision_tensor(const orion_hf_model *m, int64_t i);
+
+/* ---- shared by hf_model.c and hf_llava.c -------------------------------------------- */
+
+struct cJSON;
+/* Typed members of a JSON object; each fails with ORION_ERR_FORMAT naming
+ * label and field. get_int: an integer in [lo, hi] (def when absent and not
+ * required); get_num: a finite number in (lo, hi]; get_bool. */
+const struct cJSON *orion__hf_member(const struct cJSON *obj, const char *name);
+orion_status orion__hf_get_int(const char *label, const struct cJSON *obj, const char *name, bool required,
+                               int64_t def, int64_t lo, int64_t hi, int64_t *out);
+orion_status orion__hf_get_num(const char *label, const struct cJSON *obj, const char *name, double def, double lo,
+                               double hi, double *out);
+orion_status orion__hf_get_bool(const char *label, const struct cJSON *obj, const char *name, bool def, bool *out);
+/* The text model's fields of c from a Llama/Mistral config object (c->arch
+ * set by the caller). */
+orion_status orion__hf_parse_llama(const char *label, const struct cJSON *obj, orion_hf_config *c);
+/* LlavaForConditionalGeneration's config.json root (hf_llava.c). */
+orion_status orion__hf_llava_config_parse(const char *label, const struct cJSON *root, orion_hf_config *c);
+/* The mmproj keys of a LLaVA config (hf_llava.c); name: general.name. */
+orion_status orion__hf_llava_write_metadata(const orion_hf_config *c, const char *name, orion_gguf_writer *w);
 
 #endif

@@ -16,6 +16,11 @@
  *   3. build the model (orion_llm_load / orion_embed_load), whose map of
  *      the file is this same mapping (orion__file_map keeps one per file
  *      per process), pages already in.
+ * A generation model may carry an image projector (the entry's mmproj, a
+ * LLaVA CLIP GGUF): it is part of the model — its file is mapped and
+ * brought in with the model's (progress counts both), orion_clip_load runs
+ * after the decoder, its bytes are in the need (`encoder`), in mapped,
+ * resident and heap, and it is freed and unmapped with the model.
  * Cancelling (or failing) at any step releases the mapping and whatever
  * the model allocated. The manager keeps its mapping while the model is
  * loaded: it is what `mapped` and `resident` (mincore) account for, and
@@ -90,6 +95,9 @@ typedef struct mmodel {
     char       arch[32];
     char      *files[ORION_QLEVEL_COUNT];
     int        n_ctx;
+    char      *mmproj;      /* the projector file, NULL: none */
+    bool       have_enc_need;
+    uint64_t   enc_need;    /* the projector's need, counted at every level */
     bool       have_need[ORION_QLEVEL_COUNT];
     orion_model_need need[ORION_QLEVEL_COUNT];
     /* config overrides */
@@ -102,6 +110,10 @@ typedef struct mmodel {
     size_t          map_size;
     orion_llm      *llm;
     orion_embedder *emb;
+    orion_clip     *clip;       /* the projector, NULL without one */
+    uint8_t        *pmap;       /* our mapping of the projector file */
+    size_t          pmap_size;
+    uint64_t        clip_heap;  /* heap its load took (part of heap) */
     int             refs;
     double          last_used;
     double          expires;    /* < 0: never */
@@ -285,6 +297,49 @@ orion_status orion_model_need_compute(const char *path, orion_task task, int n_c
     return ORION_OK;
 }
 
+/* The projector's need: its tensor bytes, the arenas orion_clip_load sizes
+ * for one image (six rows-by-E buffers plus the largest of the MLP, patch
+ * and projector buffers, and the largest matmul scratch; one attention
+ * arena per thread), and what one encode takes besides (the pixels, the
+ * output rows). */
+static orion_status encoder_need(const char *path, uint64_t *out) {
+    orion_gguf *g = NULL;
+    orion_status st = orion_gguf_open(path, &g);
+    if (st != ORION_OK) return st;
+    uint64_t w = 0;
+    for (int64_t i = 0; i < orion_gguf_n_tensors(g); i++) w += orion_gguf_tensor_at(g, i)->n_bytes;
+    uint64_t S = gguf_u64(g, "clip", "vision.image_size", 336), P = gguf_u64(g, "clip", "vision.patch_size", 14);
+    uint64_t E = gguf_u64(g, "clip", "vision.embedding_length", 1024);
+    uint64_t F = gguf_u64(g, "clip", "vision.feed_forward_length", 4 * E);
+    uint64_t H = gguf_u64(g, "clip", "vision.attention.head_count", 16);
+    const orion_gguf_tensor *m0 = orion_gguf_find_tensor(g, "mm.0.weight"), *m2 = orion_gguf_find_tensor(g, "mm.2.weight");
+    uint64_t M = m0 && m0->n_dims == 2 ? (uint64_t)m0->ne[1] : E, O = m2 && m2->n_dims == 2 ? (uint64_t)m2->ne[1] : E;
+    if (!P || !H || S > 4096 || P > S || E > (1 << 20) || F > (1 << 22) || M > (1 << 20) || O > (1 << 20)) {
+        orion_gguf_free(g);
+        return orion__fail(ORION_ERR_FORMAT, "%s: not a projector of a plausible shape", path);
+    }
+    const int nt = orion_cpu_count();
+    uint64_t NP = (S / P) * (S / P), R = NP + 1, d = E / H;
+    size_t mm = 0;
+    static const char *names[] = {"v.patch_embd.weight", "v.blk.0.attn_q.weight", "v.blk.0.ffn_up.weight",
+                                  "v.blk.0.ffn_down.weight", "mm.0.weight", "mm.2.weight"};
+    for (size_t i = 0; i < ORION_ARRAY_LEN(names); i++) {
+        const orion_gguf_tensor *t = orion_gguf_find_tensor(g, names[i]);
+        if (!t || t->n_dims < 2) continue;
+        int64_t n_out = t->ne[t->n_dims - 1], n_in = 1;
+        for (int k = 0; k + 1 < t->n_dims; k++) n_in *= t->ne[k];
+        mm = ORION_MAX(mm, orion_matmul_scratch_bytes(t->type, n_out, n_in, (int64_t)R, nt));
+    }
+    orion_gguf_free(g);
+    size_t amm = ORION_MAX(orion_matmul_scratch_bytes(ORION_TYPE_F32, (int64_t)R, (int64_t)d, (int64_t)R, 1),
+                           orion_matmul_scratch_bytes(ORION_TYPE_F32, (int64_t)d, (int64_t)R, (int64_t)R, 1));
+    uint64_t big = ORION_MAX(R * F, ORION_MAX(NP * 3 * P * P, NP * M));
+    uint64_t floats = 6 * R * E + big + (uint64_t)nt + 64 + 3 * S * S + NP * O;
+    uint64_t attn = (3 * R * d + R * R) * 4 + amm + 8 * 64;
+    *out = w + floats * 4 + mm + 32 * 64 + (uint64_t)nt * attn;
+    return ORION_OK;
+}
+
 /* ---- registry ---- */
 
 static mmodel *find_model(orion_manager *mgr, const char *id) {
@@ -296,6 +351,7 @@ static mmodel *find_model(orion_manager *mgr, const char *id) {
 static void model_free(mmodel *m) {
     if (!m) return;
     for (int l = 0; l < ORION_QLEVEL_COUNT; l++) orion__free(m->files[l]);
+    orion__free(m->mmproj);
     orion__free(m);
 }
 
@@ -314,6 +370,8 @@ orion_status orion_manager_register(orion_manager *mgr, const orion_model_entry 
     bool any = false;
     for (int l = 0; l < ORION_QLEVEL_COUNT; l++) any |= e->files[l] != NULL;
     if (!any) return orion__fail(ORION_ERR_INVALID_ARG, "model '%s': no file", e->id);
+    if (e->mmproj && e->task != ORION_TASK_GENERATE)
+        return orion__fail(ORION_ERR_INVALID_ARG, "model '%s': a projector (mmproj) needs a generation model", e->id);
     mmodel *m = orion__calloc(1, sizeof *m);
     if (!m) return orion__fail(ORION_ERR_NOMEM, "manager register: out of memory");
     snprintf(m->id, sizeof m->id, "%s", e->id);
@@ -325,6 +383,10 @@ orion_status orion_manager_register(orion_manager *mgr, const orion_model_entry 
             model_free(m);
             return orion__fail(ORION_ERR_NOMEM, "manager register: out of memory");
         }
+    }
+    if (e->mmproj && *e->mmproj && !(m->mmproj = orion__strdup(e->mmproj))) {
+        model_free(m);
+        return orion__fail(ORION_ERR_NOMEM, "manager register: out of memory");
     }
     apply_model_cfg(mgr, m);
     pthread_mutex_lock(&mgr->lock);
@@ -379,9 +441,10 @@ orion_status orion_manager_load_registry(orion_manager *mgr, const char *path) {
         const cJSON *arch = cJSON_GetObjectItemCaseSensitive(it, "arch");
         const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(it, "n_ctx");
         const cJSON *files = cJSON_GetObjectItemCaseSensitive(it, "files");
+        const cJSON *proj = cJSON_GetObjectItemCaseSensitive(it, "mmproj");
         orion_model_entry e;
         memset(&e, 0, sizeof e);
-        char paths[ORION_QLEVEL_COUNT][1200];
+        char paths[ORION_QLEVEL_COUNT][1200], proj_path[1200];
         if (!cJSON_IsString(id)) {
             st = orion__fail(ORION_ERR_FORMAT, "%s: models[%d].id: expected a string", path, idx);
             goto done;
@@ -415,6 +478,14 @@ orion_status orion_manager_load_registry(orion_manager *mgr, const char *path) {
             }
             snprintf(paths[l], sizeof paths[l], "%s%s", f->valuestring[0] == '/' ? "" : dir, f->valuestring);
             e.files[l] = paths[l];
+        }
+        if (proj && !cJSON_IsNull(proj)) {
+            if (!cJSON_IsString(proj) || !proj->valuestring[0]) {
+                st = orion__fail(ORION_ERR_FORMAT, "%s: models[%d].mmproj: expected a path", path, idx);
+                goto done;
+            }
+            snprintf(proj_path, sizeof proj_path, "%s%s", proj->valuestring[0] == '/' ? "" : dir, proj->valuestring);
+            e.mmproj = proj_path;
         }
         if ((st = orion_manager_register(mgr, &e)) != ORION_OK) goto done;
         idx++;
@@ -492,10 +563,19 @@ fail:
 }
 
 static void unload_locked(orion_manager *mgr, mmodel *m, orion_unload_reason reason, evq *q) {
+    orion_clip_free(m->clip);
     orion_llm_free(m->llm);
     orion_embed_free(m->emb);
+    m->clip = NULL;
     m->llm = NULL;
     m->emb = NULL;
+    if (m->pmap) {
+        madvise(m->pmap, m->pmap_size, MADV_DONTNEED);
+        orion__file_unmap(m->pmap, m->pmap_size);
+    }
+    m->pmap = NULL;
+    m->pmap_size = 0;
+    m->clip_heap = 0;
     if (m->map) {
         /* the model above has let go of its reference to the mapping
          * (orion__file_map shares one per file), so this is the last one:
@@ -536,9 +616,16 @@ void orion_manager_free(orion_manager *mgr) {
 /* ---- selection and eviction ---- */
 
 static orion_status need_locked(mmodel *m, orion_qlevel l, orion_model_need *out) {
+    if (m->mmproj && !m->have_enc_need) {
+        orion_status st = encoder_need(m->mmproj, &m->enc_need);
+        if (st != ORION_OK) return st;
+        m->have_enc_need = true;
+    }
     if (!m->have_need[l]) {
         orion_status st = orion_model_need_compute(m->files[l], m->task, m->n_ctx, &m->need[l]);
         if (st != ORION_OK) return st;
+        m->need[l].encoder = m->mmproj ? m->enc_need : 0;
+        m->need[l].total += m->need[l].encoder;
         m->have_need[l] = true;
     }
     *out = m->need[l];
@@ -608,42 +695,81 @@ typedef struct load_ctx {
     const char                 *path;
 } load_ctx;
 
-static orion_status do_load(load_ctx *c, uint8_t **map_out, size_t *size_out, orion_llm **llm, orion_embedder **emb,
-                            uint64_t *heap, uint64_t *kv) {
+/* What a load made: the mappings, the handles, the heap they took. */
+typedef struct loaded {
+    uint8_t        *map, *pmap;
+    size_t          size, psize;
+    orion_llm      *llm;
+    orion_embedder *emb;
+    orion_clip     *clip;
+    uint64_t        heap, clip_heap, kv;
+} loaded;
+
+static void loaded_free(loaded *o) {
+    orion_clip_free(o->clip);
+    orion_llm_free(o->llm);
+    orion_embed_free(o->emb);
+    if (o->pmap) {
+        madvise(o->pmap, o->psize, MADV_DONTNEED);
+        orion__file_unmap(o->pmap, o->psize);
+    }
+    if (o->map) {
+        madvise(o->map, o->size, MADV_DONTNEED);
+        orion__file_unmap(o->map, o->size);
+    }
+    memset(o, 0, sizeof *o);
+}
+
+/* Brings [base, base + size) in chunk by chunk; done/total count over the
+ * model's files together. */
+static orion_status prefault(load_ctx *c, uint8_t *base, size_t size, uint64_t *done, uint64_t total) {
     orion_manager *mgr = c->mgr;
     const orion_acquire_params *ap = c->ap;
-    const uint8_t *map = NULL;
-    size_t size = 0;
-    orion_status st = orion__file_map(c->path, &map, &size);
-    if (st != ORION_OK) return st;
-    uint8_t *base = (uint8_t *)map;
     const long page = sysconf(_SC_PAGESIZE);
+    size_t chunk = mgr->p.chunk_bytes;
+    chunk = (chunk + (size_t)page - 1) / (size_t)page * (size_t)page;
+    volatile uint8_t sink = 0;
+    for (size_t off = 0; off < size; off += chunk) {
+        if (orion_cancel_is_set(ap->cancel))
+            return orion__fail(ORION_ERR_CANCELLED, "%s: load cancelled at %" PRIu64 " of %" PRIu64 " bytes", c->path,
+                               *done, total);
+        size_t len = ORION_MIN(chunk, size - off);
+        madvise(base + off, len, MADV_WILLNEED);
+        for (size_t i = 0; i < len; i += (size_t)page) sink ^= base[off + i];
+        *done += len;
+        if (ap->on_progress) ap->on_progress(*done, total, ap->user);
+        orion_manager_event e;
+        memset(&e, 0, sizeof e);
+        e.type = ORION_EVENT_LOAD_PROGRESS;
+        e.model = c->m->id;
+        e.level = c->m->level;
+        e.bytes = *done;
+        e.bytes_total = total;
+        e.timestamp = mgr_now(mgr);
+        e.pressure = orion_pressure_monitor_level(mgr->mon);
+        emit(mgr, &e);
+    }
+    (void)sink;
+    return ORION_OK;
+}
+
+static orion_status do_load(load_ctx *c, loaded *o) {
+    orion_manager *mgr = c->mgr;
+    const orion_acquire_params *ap = c->ap;
+    const char *proj = c->m->mmproj;
+    memset(o, 0, sizeof *o);
+    const uint8_t *map = NULL;
+    orion_status st = orion__file_map(c->path, &map, &o->size);
+    if (st != ORION_OK) return st;
+    o->map = (uint8_t *)map;
+    if (proj) {
+        if ((st = orion__file_map(proj, &map, &o->psize)) != ORION_OK) goto fail;
+        o->pmap = (uint8_t *)map;
+    }
     if (!ap->lazy) {
-        size_t chunk = mgr->p.chunk_bytes;
-        chunk = (chunk + (size_t)page - 1) / (size_t)page * (size_t)page;
-        volatile uint8_t sink = 0;
-        for (size_t off = 0; off < size; off += chunk) {
-            if (orion_cancel_is_set(ap->cancel)) {
-                st = orion__fail(ORION_ERR_CANCELLED, "%s: load cancelled at %zu of %zu bytes", c->path, off, size);
-                goto fail;
-            }
-            size_t len = ORION_MIN(chunk, size - off);
-            madvise(base + off, len, MADV_WILLNEED);
-            for (size_t i = 0; i < len; i += (size_t)page) sink ^= base[off + i];
-            uint64_t done = off + len;
-            if (ap->on_progress) ap->on_progress(done, size, ap->user);
-            orion_manager_event e;
-            memset(&e, 0, sizeof e);
-            e.type = ORION_EVENT_LOAD_PROGRESS;
-            e.model = c->m->id;
-            e.level = c->m->level;
-            e.bytes = done;
-            e.bytes_total = size;
-            e.timestamp = mgr_now(mgr);
-            e.pressure = orion_pressure_monitor_level(mgr->mon);
-            emit(mgr, &e);
-        }
-        (void)sink;
+        uint64_t done = 0, total = (uint64_t)o->size + o->psize;
+        if ((st = prefault(c, o->map, o->size, &done, total)) != ORION_OK) goto fail;
+        if (o->pmap && (st = prefault(c, o->pmap, o->psize, &done, total)) != ORION_OK) goto fail;
     }
     if (orion_cancel_is_set(ap->cancel)) {
         st = orion__fail(ORION_ERR_CANCELLED, "%s: load cancelled before building the model", c->path);
@@ -655,33 +781,43 @@ static orion_status do_load(load_ctx *c, uint8_t **map_out, size_t *size_out, or
         orion_llm_params lp = orion_llm_default_params();
         lp.n_ctx = c->m->n_ctx;
         lp.n_threads = mgr->p.n_threads;
-        if ((st = orion_llm_load(c->path, &lp, llm)) != ORION_OK) goto fail;
+        if ((st = orion_llm_load(c->path, &lp, &o->llm)) != ORION_OK) goto fail;
         orion_llm_info info;
-        orion_llm_get_info(*llm, &info);
-        *kv = info.kv_bytes;
+        orion_llm_get_info(o->llm, &info);
+        o->kv = info.kv_bytes;
+        if (proj) {
+            orion_mem_stats mid;
+            orion_mem_get_stats(&mid);
+            orion_clip_params cp = orion_clip_default_params();
+            cp.n_threads = mgr->p.n_threads;
+            if ((st = orion_clip_load(proj, &cp, &o->clip)) != ORION_OK) goto fail;
+            orion_clip_info ci;
+            orion_clip_get_info(o->clip, &ci);
+            if (ci.n_out != info.n_embd) {
+                st = orion__fail(ORION_ERR_FORMAT, "%s: the projector gives rows of %d values, but %s takes %d", proj,
+                                 ci.n_out, c->path, info.n_embd);
+                goto fail;
+            }
+            orion_mem_stats end;
+            orion_mem_get_stats(&end);
+            o->clip_heap = end.bytes_in_use > mid.bytes_in_use ? end.bytes_in_use - mid.bytes_in_use : 0;
+        }
     } else {
         orion_embed_params epar = orion_embed_default_params();
         epar.n_threads = mgr->p.n_threads;
         epar.max_tokens = mgr->p.embed_max_tokens;
-        if ((st = orion_embed_load(c->path, &epar, emb)) != ORION_OK) goto fail;
-        *kv = 0;
+        if ((st = orion_embed_load(c->path, &epar, &o->emb)) != ORION_OK) goto fail;
+        o->kv = 0;
     }
     orion_mem_get_stats(&after);
-    *heap = after.bytes_in_use > before.bytes_in_use ? after.bytes_in_use - before.bytes_in_use : 0;
+    o->heap = after.bytes_in_use > before.bytes_in_use ? after.bytes_in_use - before.bytes_in_use : 0;
     if (orion_cancel_is_set(ap->cancel)) {
         st = orion__fail(ORION_ERR_CANCELLED, "%s: load cancelled", c->path);
         goto fail;
     }
-    *map_out = base;
-    *size_out = size;
     return ORION_OK;
 fail:
-    orion_llm_free(*llm);
-    orion_embed_free(*emb);
-    *llm = NULL;
-    *emb = NULL;
-    madvise(base, size, MADV_DONTNEED);
-    orion__file_unmap(map, size);
+    loaded_free(o);
     return st;
 }
 
@@ -805,27 +941,23 @@ orion_status orion_manager_acquire(orion_manager *mgr, const char *id, const ori
     ORION_LOG_I("manager: loading '%s' at %s from %s (need %s)", id, orion_qlevel_name((orion_qlevel)chosen), path,
                 fmt_bytes(need.total, b1, sizeof b1));
     load_ctx c = {mgr, m, ap, path};
-    uint8_t *map = NULL;
-    size_t size = 0;
-    orion_llm *llm = NULL;
-    orion_embedder *emb = NULL;
-    uint64_t heap = 0, kv = 0;
-    st = do_load(&c, &map, &size, &llm, &emb, &heap, &kv);
+    loaded o;
+    st = do_load(&c, &o);
     orion_model_lease *lease = NULL;
-    if (st == ORION_OK && (st = make_lease(m, ap, &lease)) != ORION_OK) {
-        orion_llm_free(llm);
-        orion_embed_free(emb);
-        orion__file_unmap(map, size);
-    }
+    if (st == ORION_OK && (st = make_lease(m, ap, &lease)) != ORION_OK) loaded_free(&o);
 
     pthread_mutex_lock(&mgr->lock);
     if (st == ORION_OK) {
-        m->map = map;
-        m->map_size = size;
-        m->llm = llm;
-        m->emb = emb;
-        m->heap = heap;
-        m->kv = kv;
+        m->map = o.map;
+        m->map_size = o.size;
+        m->pmap = o.pmap;
+        m->pmap_size = o.psize;
+        m->llm = o.llm;
+        m->emb = o.emb;
+        m->clip = o.clip;
+        m->heap = o.heap;
+        m->clip_heap = o.clip_heap;
+        m->kv = o.kv;
         m->refs = 1;
         m->last_used = mgr_now(mgr);
         m->expires = -1;
@@ -868,6 +1000,18 @@ orion_llm *orion_lease_llm(const orion_model_lease *lease) { return lease ? leas
 orion_embedder *orion_lease_embedder(const orion_model_lease *lease) { return lease ? lease->m->emb : NULL; }
 orion_qlevel orion_lease_level(const orion_model_lease *lease) { return lease ? lease->m->level : ORION_QLEVEL_Q4; }
 const char *orion_lease_path(const orion_model_lease *lease) { return lease ? lease->m->files[lease->m->level] : NULL; }
+orion_clip *orion_lease_clip(const orion_model_lease *lease) { return lease ? lease->m->clip : NULL; }
+
+orion_status orion_manager_model_mmproj(orion_manager *mgr, const char *id, char *path, size_t size) {
+    if (!mgr || !id || !path || !size)
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_manager_model_mmproj: NULL argument");
+    path[0] = '\0';
+    pthread_mutex_lock(&mgr->lock);
+    mmodel *m = find_model(mgr, id);
+    if (m && m->mmproj) snprintf(path, size, "%s", m->mmproj);
+    pthread_mutex_unlock(&mgr->lock);
+    return m ? ORION_OK : orion__fail(ORION_ERR_NOT_FOUND, "no model '%s' in the registry", id);
+}
 
 orion_status orion_manager_model_task(orion_manager *mgr, const char *id, orion_task *out) {
     if (!mgr || !id || !out) return orion__fail(ORION_ERR_INVALID_ARG, "orion_manager_model_task: NULL argument");
@@ -999,9 +1143,10 @@ int orion_manager_status(orion_manager *mgr, orion_model_status *out, int n) {
             s->level = m->level;
             s->loaded = true;
             s->refs = m->refs;
-            s->mapped = m->map_size;
-            s->resident = orion_resident_bytes(m->map, m->map_size);
+            s->mapped = m->map_size + m->pmap_size;
+            s->resident = orion_resident_bytes(m->map, m->map_size) + orion_resident_bytes(m->pmap, m->pmap_size);
             s->heap = m->heap;
+            s->encoder = m->clip ? m->pmap_size + m->clip_heap : 0;
             s->kv = m->kv;
             s->need = m->need_total;
             s->last_used = m->last_used;

@@ -260,7 +260,10 @@ static orion_status load(orion_clip *c, const char *path) {
     in->n_out = (int)m2->ne[1];
     const int64_t M = in->n_mm_hidden, O = in->n_out;
 
-    c->owned_cap = (size_t)E * (4 + 8 * (size_t)in->n_layer_used) + (size_t)F * (size_t)in->n_layer_used +
+    /* 1-D tensors stored in another type than f32: patch bias, class token,
+     * pre_ln (4 E); per layer 4 biases, 2 norms of 2, fc2's bias (9 E) and
+     * fc1's (F); the projector's biases (M + O) */
+    c->owned_cap = (size_t)E * (4 + 9 * (size_t)in->n_layer_used) + (size_t)F * (size_t)in->n_layer_used +
                    (size_t)(M + O);
     c->owned = orion__malloc(sizeof(float) * c->owned_cap);
     c->layers = orion__calloc((size_t)in->n_layer_used, sizeof *c->layers);

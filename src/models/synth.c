@@ -17,6 +17,8 @@
  * seeded by hash(seed, tensor name) + row, then converts them to the
  * tensor's type with orion_quantize (the reference rule's bytes). Identical
  * seeds give identical files whatever the thread count. Norms are 1.
+ * orion__synth_write_tensors is that writer, shared with synth_clip.c (the
+ * CLIP image encoders).
  */
 #include "models/synth.h"
 
@@ -109,20 +111,9 @@ static void fill_normal(uint64_t state, float *x, int64_t n, float stddev) {
 
 /* ---- tensors ------------------------------------------------------------------------ */
 
-typedef struct synth_ctx synth_ctx;
+typedef orion_synth_tensor synth_tensor;
 
-typedef struct synth_tensor {
-    char        name[64];
-    orion_type  type;
-    int         n_dims;
-    int64_t     ne[2];        /* ne[0] = row length */
-    bool        ones;         /* a norm: every value 1 */
-    size_t      bytes;
-    int64_t     index;
-    synth_ctx  *ctx;
-} synth_tensor;
-
-struct synth_ctx {
+struct orion_synth_ctx {
     const orion_synth_params *p;
     orion_threadpool         *pool;
     float                    *rows;       /* per thread: one row of floats */
@@ -141,14 +132,14 @@ typedef struct row_task {
 static void produce_rows(void *arg, int ith, int nth) {
     row_task *task = arg;
     const synth_tensor *t = task->t;
-    const int64_t n_rows = t->ne[1], n = t->ne[0];
+    const int64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3], n = t->ne[0];
     const int64_t r0 = n_rows * ith / nth, r1 = n_rows * (ith + 1) / nth;
     const size_t row_bytes = orion_type_row_bytes(t->type, n);
     float *x = t->ctx->rows + (size_t)ith * (size_t)t->ctx->row_stride;
     for (int64_t r = r0; r < r1; r++) {
         uint8_t *d = task->dst + (size_t)r * row_bytes;
-        if (t->ones) {
-            for (int64_t i = 0; i < n; i++) x[i] = 1.0f;
+        if (t->fill != ORION_SYNTH_RANDOM) {
+            for (int64_t i = 0; i < n; i++) x[i] = t->fill == ORION_SYNTH_ONES ? 1.0f : 0.0f;
         } else {
             fill_normal(task->seed + (uint64_t)r * 0x632be59bd9b4e019ull, x, n, SYNTH_STDDEV);
         }
@@ -162,7 +153,7 @@ static void produce_rows(void *arg, int ith, int nth) {
 
 static orion_status produce(void *user, void *dst, size_t n_bytes) {
     synth_tensor *t = user;
-    synth_ctx *c = t->ctx;
+    struct orion_synth_ctx *c = t->ctx;
     if (n_bytes != t->bytes)
         return orion__fail(ORION_ERR_INTERNAL, "synth: tensor '%s': %zu bytes asked, %zu expected", t->name, n_bytes,
                            t->bytes);
@@ -174,7 +165,8 @@ static orion_status produce(void *user, void *dst, size_t n_bytes) {
     c->bytes_done += n_bytes;
     if (c->p->on_tensor) {
         orion_synth_progress pr = {t->name,           t->type,       t->index,       c->n_tensors,
-                                   t->ne[0] * t->ne[1], n_bytes,     c->bytes_done, c->bytes_total};
+                                   t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3], n_bytes, c->bytes_done,
+                                   c->bytes_total};
         c->p->on_tensor(c->p->user, &pr);
     }
     return ORION_OK;
@@ -278,7 +270,8 @@ static int64_t list_tensors(const orion_synth_params *p, int32_t n_vocab, synth_
     do {                                                                              \
         synth_tensor *t = &ts[n];                                                     \
         snprintf(t->name, sizeof t->name, "%s", nm);                                  \
-        t->n_dims = dims, t->ne[0] = n_in, t->ne[1] = n_out, t->ones = dims == 1;      \
+        t->n_dims = dims, t->ne[0] = n_in, t->ne[1] = n_out, t->ne[2] = t->ne[3] = 1; \
+        t->fill = dims == 1 ? ORION_SYNTH_ONES : ORION_SYNTH_RANDOM;                   \
         t->type = tensor_type(p->type, t->name, dims, n_in);                          \
         t->bytes = orion_type_row_bytes(t->type, n_in) * (size_t)(n_out);             \
         t->index = n++;                                                               \
@@ -304,9 +297,37 @@ static int64_t list_tensors(const orion_synth_params *p, int32_t n_vocab, synth_
     return n;
 }
 
+orion_status orion__synth_write_tensors(const char *path, orion_gguf_writer *w, orion_synth_tensor *ts, int64_t n,
+                                        const orion_synth_params *p) {
+    struct orion_synth_ctx ctx = {p, NULL, NULL, 0, n, 0, 0};
+    orion_status st = ORION_OK;
+    int64_t widest = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ts[i].ctx = &ctx;
+        ts[i].index = i;
+        ts[i].bytes = orion_type_row_bytes(ts[i].type, ts[i].ne[0]) * (size_t)(ts[i].ne[1] * ts[i].ne[2] * ts[i].ne[3]);
+        ctx.bytes_total += ts[i].bytes;
+        widest = ORION_MAX(widest, ts[i].ne[0]);
+        if ((st = orion__gguf_writer_add_tensor_fn(w, ts[i].name, ts[i].type, ts[i].n_dims, ts[i].ne, produce,
+                                                   &ts[i])) != ORION_OK)
+            return st;
+    }
+    orion_threadpool_params tp = orion_threadpool_default_params();
+    tp.n_threads = p->n_threads;
+    if ((st = orion_threadpool_init(&tp, &ctx.pool)) != ORION_OK) return st;
+    ctx.row_stride = (widest + 15) & ~(int64_t)15;
+    ctx.rows = orion__malloc(sizeof(float) * (size_t)ctx.row_stride * (size_t)orion_threadpool_n_threads(ctx.pool));
+    if (!ctx.rows) st = orion__fail(ORION_ERR_NOMEM, "synth: out of memory");
+    else st = orion_gguf_writer_write(w, path);
+    orion__free(ctx.rows);
+    orion_threadpool_free(ctx.pool);
+    return st;
+}
+
 orion_status orion__synth_write(const char *path, const orion_synth_params *params) {
     if (!path || !params) return orion__fail(ORION_ERR_INVALID_ARG, "synth: NULL argument");
     const orion_synth_params *p = params;
+    if (p->clip) return orion__synth_clip_write(path, p);
     const char *arch = p->arch ? p->arch : p->shape.arch ? p->shape.arch : "llama";
     if (strcmp(arch, "llama") != 0 && strcmp(arch, "mistral") != 0)
         return orion__fail(ORION_ERR_INVALID_ARG, "synth: architecture '%s' (expected llama or mistral)", arch);
@@ -319,7 +340,6 @@ orion_status orion__synth_write(const char *path, const orion_synth_params *para
     orion_llama2c_vocab *vocab = NULL;
     orion_gguf_writer *w = NULL;
     synth_tensor *ts = NULL;
-    synth_ctx ctx = {p, NULL, NULL, 0, 0, 0, 0};
     int32_t n_tok = 0;
     if ((st = count_tokens(p->tokenizer, &n_tok)) != ORION_OK) goto done;
     int32_t n_vocab = p->shape.n_vocab ? p->shape.n_vocab : n_tok;
@@ -337,29 +357,8 @@ orion_status orion__synth_write(const char *path, const orion_synth_params *para
         st = orion__fail(ORION_ERR_NOMEM, "synth: out of memory");
         goto done;
     }
-    ctx.n_tensors = list_tensors(p, n_vocab, ts);
-    int64_t widest = 0;
-    for (int64_t i = 0; i < ctx.n_tensors; i++) {
-        ts[i].ctx = &ctx;
-        ctx.bytes_total += ts[i].bytes;
-        widest = ORION_MAX(widest, ts[i].ne[0]);
-        if ((st = orion__gguf_writer_add_tensor_fn(w, ts[i].name, ts[i].type, ts[i].n_dims, ts[i].ne, produce,
-                                                   &ts[i])) != ORION_OK)
-            goto done;
-    }
-    orion_threadpool_params tp = orion_threadpool_default_params();
-    tp.n_threads = p->n_threads;
-    if ((st = orion_threadpool_init(&tp, &ctx.pool)) != ORION_OK) goto done;
-    ctx.row_stride = (widest + 15) & ~(int64_t)15;
-    ctx.rows = orion__malloc(sizeof(float) * (size_t)ctx.row_stride * (size_t)orion_threadpool_n_threads(ctx.pool));
-    if (!ctx.rows) {
-        st = orion__fail(ORION_ERR_NOMEM, "synth: out of memory");
-        goto done;
-    }
-    st = orion_gguf_writer_write(w, path);
+    st = orion__synth_write_tensors(path, w, ts, list_tensors(p, n_vocab, ts), p);
 done:
-    orion__free(ctx.rows);
-    orion_threadpool_free(ctx.pool);
     orion__free(ts);
     orion_gguf_writer_free(w);
     orion__llama2c_vocab_free(vocab);

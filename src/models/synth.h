@@ -1,7 +1,9 @@
 /*
- * synth.h — synthetic Llama/Mistral models: real shapes, seeded random
- * weights, the real Llama 2 tokenizer (see synth.c). Internal to the models
- * layer and the commands and tests built on it (`orion synth`).
+ * synth.h — synthetic models: Llama/Mistral decoders of real shapes with the
+ * real Llama 2 tokenizer (synth.c), and CLIP image encoders with LLaVA's
+ * projector as llama.cpp mmproj files (synth_clip.c); seeded random
+ * weights. Internal to the models layer and the commands and tests built on
+ * it (`orion synth`).
  */
 #ifndef ORION_SYNTH_H
 #define ORION_SYNTH_H
@@ -37,8 +39,25 @@ typedef struct orion_synth_progress {
     size_t      bytes_total;       /* tensor bytes of the whole file */
 } orion_synth_progress;
 
+/* A CLIP vision tower + LLaVA projector shape (an mmproj file). */
+typedef struct orion_synth_clip_shape {
+    const char *name;             /* "vit-l-14-336", ... */
+    int         image_size, patch_size;
+    int         n_embd, n_ff, n_layer, n_head;
+    int         n_mm, n_out;      /* projector: n_embd -> n_mm -> n_out */
+} orion_synth_clip_shape;
+
+/* The built-in CLIP shapes: vit-l-14-336 (LLaVA-1.5 7B's, projector 1024 ->
+ * 4096 -> 4096), vit-l-14-336-13b (projector to 5120), test-tiny. Static
+ * storage; NULL past the end / for an unknown name. */
+const orion_synth_clip_shape *orion__synth_clip_shape_at(int i);
+const orion_synth_clip_shape *orion__synth_clip_shape_find(const char *name);
+
 typedef struct orion_synth_params {
     const char       *arch;       /* "llama" or "mistral"; NULL = the shape's */
+    /* non-NULL: write a CLIP mmproj of this shape instead (shape, arch and
+     * tokenizer are not used) */
+    const orion_synth_clip_shape *clip;
     orion_synth_shape shape;
     orion_type        type;       /* weight matrices: f32 f16 bf16 q8_0 q4_0 q4_1 */
     uint64_t          seed;
@@ -70,5 +89,30 @@ orion_status orion__synth_shape_check(const orion_synth_shape *s);
  * tokens asked than the tokenizer has), ORION_ERR_IO, ORION_ERR_NOMEM.
  * Thread-safe (no shared state). */
 orion_status orion__synth_write(const char *path, const orion_synth_params *params);
+
+/* ---- shared by synth.c and synth_clip.c ---- */
+
+typedef enum orion_synth_fill { ORION_SYNTH_RANDOM, ORION_SYNTH_ONES, ORION_SYNTH_ZEROS } orion_synth_fill;
+
+/* One tensor to generate: n_dims, ne (ne[0] the row length, unused = 1),
+ * its type and values; the writer fills the rest. */
+typedef struct orion_synth_tensor {
+    char                    name[64];
+    orion_type              type;
+    int                     n_dims;
+    int64_t                 ne[4];
+    orion_synth_fill        fill;     /* RANDOM: N(0, 0.02^2) */
+    size_t                  bytes;
+    int64_t                 index;
+    struct orion_synth_ctx *ctx;
+} orion_synth_tensor;
+
+/* Registers ts[0..n) on w, produces them (rows on a pool of p->n_threads,
+ * seeded by p->seed and each name, progress to p->on_tensor) and writes the
+ * file. */
+orion_status orion__synth_write_tensors(const char *path, orion_gguf_writer *w, orion_synth_tensor *ts, int64_t n,
+                                        const orion_synth_params *p);
+/* The clip branch of orion__synth_write (synth_clip.c). */
+orion_status orion__synth_clip_write(const char *path, const orion_synth_params *p);
 
 #endif

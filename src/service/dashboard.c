@@ -223,8 +223,10 @@ static int profile(orion__dashboard *d, struct MHD_Connection *c) {
                           loading(d, m.id) ? "true" : "false", m.refs);
         if (m.last_used > 0) orion__buf_printf(&b, "%.3f", ORION_MAX(0.0, t - m.last_used));
         else orion__buf_puts(&b, "null");
-        orion__buf_printf(&b, ",\"expires_in\":%.3f,\"resident_bytes\":%zu,\"need_bytes\":%llu}", m.expires_in,
+        orion__buf_printf(&b, ",\"expires_in\":%.3f,\"resident_bytes\":%zu,\"need_bytes\":%llu", m.expires_in,
                           m.resident_bytes, (unsigned long long)m.need_bytes);
+        if (m.vision) orion__buf_printf(&b, ",\"projector_bytes\":%llu", (unsigned long long)m.projector_bytes);
+        orion__buf_puts(&b, "}");
     }
     orion__buf_puts(&b, "]}");
     return send_json(c, &b);

@@ -18,6 +18,15 @@
  * boundaries: the bytes of a character split over byte-fallback tokens wait
  * for its last byte. Ollama's load / unload requests (no prompt or
  * messages; keep_alive 0 unloads) are answered without a slot.
+ *
+ * Images (gen_request.c puts one "<image>" in the text per image): before
+ * the model is leased, remote URLs are fetched (only with
+ * --allow-remote-images) and every image is decoded with the server's
+ * limits, so a bad image is a 400 that costs no load; after, each is
+ * encoded by the lease's projector (orion_lease_clip; one encode at a time
+ * per model) and orion_llava_eval_images puts its rows where its tag
+ * stands. Each request prefills its slot from position 0 — slots keep no
+ * prefix from earlier requests — so image rows are never taken for text.
  */
 #include "service/service.h"
 
@@ -26,179 +35,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
 #include <microhttpd.h>
-
-/* ---- parsing ------------------------------------------------------------------- */
-
-static orion_status gbad(orion__http_error *err, const char *msg) {
-    err->code = 400;
-    snprintf(err->type, sizeof err->type, "invalid_request_error");
-    snprintf(err->message, sizeof err->message, "%s", msg);
-    return ORION_ERR_FORMAT;
-}
-
-void orion__gen_request_free(orion__gen_request *req) {
-    if (!req) return;
-    orion__free(req->block);
-    req->block = NULL;
-    req->prompt = NULL;
-    req->msgs = NULL;
-    req->n_msgs = 0;
-}
-
-static bool num_field(const cJSON *o, const char *key, double lo, double hi, double *out, orion__http_error *err,
-                      orion_status *st) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v || cJSON_IsNull(v)) return false;
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) {
-        char msg[120];
-        snprintf(msg, sizeof msg, "'%s' must be a number in [%g, %g]", key, lo, hi);
-        *st = gbad(err, msg);
-        return false;
-    }
-    *out = v->valuedouble;
-    return true;
-}
-
-orion_status orion__gen_request_parse(const char *body, size_t len, int ep, orion__gen_request *out,
-                                      orion__http_error *err) {
-    memset(out, 0, sizeof *out);
-    out->keep_alive = ORION_KEEP_ALIVE_DEFAULT;
-    bool ollama = ep == ORION__EP_GENERATE || ep == ORION__EP_OLLAMA_CHAT;
-    bool chat = ep == ORION__EP_CHAT || ep == ORION__EP_OLLAMA_CHAT;
-    out->max_tokens = ep == ORION__EP_COMPLETIONS ? 16 : 128;
-    out->temperature = ollama ? 0.8f : 1.0f;
-    out->top_p = 1.0f;
-    out->stream = ollama; /* Ollama streams by default, OpenAI does not */
-    out->seed = (uint64_t)time(NULL);
-    if (!body || !len) return gbad(err, "the request body is empty");
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!root) return gbad(err, "malformed JSON body");
-    orion_status st = ORION_OK;
-    if (!cJSON_IsObject(root)) {
-        st = gbad(err, "the body must be a JSON object");
-        goto done;
-    }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (model && !cJSON_IsNull(model)) {
-        if (!cJSON_IsString(model) || strlen(model->valuestring) >= sizeof out->model) {
-            st = gbad(err, "'model' must be a string (under 128 bytes)");
-            goto done;
-        }
-        snprintf(out->model, sizeof out->model, "%s", model->valuestring);
-    }
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(root, "stream");
-    if (stream && !cJSON_IsNull(stream)) {
-        if (!cJSON_IsBool(stream)) {
-            st = gbad(err, "'stream' must be true or false");
-            goto done;
-        }
-        out->stream = cJSON_IsTrue(stream);
-    }
-    const cJSON *opts = ollama ? cJSON_GetObjectItemCaseSensitive(root, "options") : root;
-    if (ollama && opts && !cJSON_IsNull(opts) && !cJSON_IsObject(opts)) {
-        st = gbad(err, "'options' must be an object");
-        goto done;
-    }
-    if (opts && cJSON_IsObject(opts)) {
-        double v;
-        if (num_field(opts, "temperature", 0, 100, &v, err, &st)) out->temperature = (float)v;
-        if (st) goto done;
-        if (num_field(opts, "top_p", 0, 1, &v, err, &st)) out->top_p = (float)v;
-        if (st) goto done;
-        if (num_field(opts, "top_k", 0, 1e6, &v, err, &st)) out->top_k = (int)v;
-        if (st) goto done;
-        if (num_field(opts, "seed", -9e15, 9e15, &v, err, &st)) out->seed = (uint64_t)(int64_t)v;
-        if (st) goto done;
-        const char *mt = ollama ? "num_predict" : "max_tokens";
-        if (num_field(opts, mt, -2, 1e6, &v, err, &st)) out->max_tokens = v < 0 ? 1 << 20 : (int)v;
-        if (st) goto done;
-        if (!ollama && num_field(opts, "max_completion_tokens", 0, 1e6, &v, err, &st)) out->max_tokens = (int)v;
-        if (st) goto done;
-    }
-    /* the text: prompt, or messages; copied into one block */
-    if (ollama && (st = orion__keep_alive_field(cJSON_GetObjectItemCaseSensitive(root, "keep_alive"), &out->keep_alive,
-                                                err)) != ORION_OK)
-        goto done;
-    if (!chat) {
-        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(root, "prompt");
-        if (ollama && (!pr || cJSON_IsNull(pr) || (cJSON_IsString(pr) && !pr->valuestring[0]))) {
-            out->no_input = true; /* Ollama: load (or with keep_alive 0 unload) the model */
-            st = gbad(err, "missing 'prompt'");
-            goto done;
-        }
-        if (cJSON_IsArray(pr) && cJSON_GetArraySize(pr) == 1) pr = pr->child;
-        if (!cJSON_IsString(pr)) {
-            st = gbad(err, "'prompt' must be a string");
-            goto done;
-        }
-        size_t l = strlen(pr->valuestring);
-        out->block = orion__malloc(l + 1);
-        if (!out->block) {
-            st = gbad(err, "out of memory");
-            goto done;
-        }
-        memcpy(out->block, pr->valuestring, l + 1);
-        out->prompt = out->block;
-    } else {
-        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
-        int n = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : 0;
-        if (ollama && (!msgs || cJSON_IsNull(msgs) || (cJSON_IsArray(msgs) && n == 0))) {
-            out->no_input = true;
-            st = gbad(err, "missing 'messages'");
-            goto done;
-        }
-        if (n < 1 || n > 1024) {
-            st = gbad(err, "'messages' must be an array of 1 to 1024 messages");
-            goto done;
-        }
-        size_t bytes = (size_t)n * sizeof(orion_chat_message);
-        int i = 0;
-        for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-            const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-            const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-            if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "'messages[%d]' needs string 'role' and 'content'", i);
-                st = gbad(err, msg);
-                goto done;
-            }
-            if (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
-                strcmp(role->valuestring, "assistant")) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "'messages[%d].role' must be system, user or assistant", i);
-                st = gbad(err, msg);
-                goto done;
-            }
-            bytes += strlen(role->valuestring) + strlen(content->valuestring) + 2;
-        }
-        out->block = orion__malloc(bytes);
-        if (!out->block) {
-            st = gbad(err, "out of memory");
-            goto done;
-        }
-        out->msgs = out->block;
-        char *dst = (char *)out->block + (size_t)n * sizeof(orion_chat_message);
-        i = 0;
-        for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-            const char *r = cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring;
-            const char *ct = cJSON_GetObjectItemCaseSensitive(m, "content")->valuestring;
-            size_t rl = strlen(r) + 1, cl = strlen(ct) + 1;
-            memcpy(dst, r, rl);
-            out->msgs[i].role = dst;
-            dst += rl;
-            memcpy(dst, ct, cl);
-            out->msgs[i].content = dst;
-            dst += cl;
-        }
-        out->n_msgs = n;
-    }
-done:
-    cJSON_Delete(root);
-    if (st != ORION_OK) orion__gen_request_free(out);
-    return st;
-}
 
 /* ---- generation state ---------------------------------------------------------------- */
 
@@ -224,11 +61,25 @@ typedef struct gen {
     char           id[48];
     long long      created;
     double         t0, t_prefill;
+    orion_image  **imgs;        /* req.n_images decoded images (freed after the prefill) */
+    float        **embs;        /* their projector rows */
 } gen;
+
+static void images_free(gen *g) {
+    for (int i = 0; i < g->req.n_images; i++) {
+        if (g->imgs) orion_image_free(g->imgs[i]);
+        if (g->embs) orion__free(g->embs[i]);
+    }
+    orion__free(g->imgs);
+    orion__free(g->embs);
+    g->imgs = NULL;
+    g->embs = NULL;
+}
 
 static void gen_free(gen *g) {
     if (!g) return;
     if (g->llm) orion__model_llm_release(g->m, g->slot, g->lease);
+    images_free(g);
     orion_sampler_free(g->smp);
     orion__free(g->logits);
     orion__free(g->toks);
@@ -478,6 +329,108 @@ static int control_reply(struct MHD_Connection *c, gen *g) {
     return 200;
 }
 
+/* Before the lease: the model can take images, remote ones are fetched
+ * (when allowed), all are decoded with the server's limits. */
+static orion_status images_prepare(gen *g, orion__http_error *err) {
+    const orion__models_params *p = orion__models_params_of(g->models);
+    const size_t max_bytes = p->max_image_bytes ? p->max_image_bytes : (size_t)20 << 20;
+    if (!orion__model_is_llm(g->m) || !orion__model_has_vision(g->m)) {
+        orion__http_set(err, 400, "invalid_request_error",
+                        "model '%.100s' takes no images: it has no projector (serve it with --mmproj ID=PROJ, or "
+                        "\"mmproj\" in the registry)", orion__model_id(g->m));
+        return ORION_ERR_UNSUPPORTED;
+    }
+    const int n = g->req.n_images;
+    g->imgs = orion__calloc((size_t)n, sizeof *g->imgs);
+    g->embs = orion__calloc((size_t)n, sizeof *g->embs);
+    if (!g->imgs || !g->embs) {
+        orion__http_set(err, 500, "server_error", "out of memory");
+        return ORION_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        orion__gen_image *im = &g->req.images[i];
+        orion_status st;
+        if (im->url && !im->data) {
+            if (!p->remote_images) {
+                orion__http_set(err, 400, "invalid_request_error",
+                                "image %d: remote image URLs are disabled; start orion serve with "
+                                "--allow-remote-images (or send a data: URL)", i);
+                return ORION_ERR_UNSUPPORTED;
+            }
+            st = orion__image_fetch(im->url, max_bytes, p->image_timeout_ms > 0 ? p->image_timeout_ms : 10000, i,
+                                    &im->data, &im->len, err);
+            if (st != ORION_OK) return st;
+        }
+        if ((st = orion__image_decode(im->data, im->len, max_bytes, i, &g->imgs[i], err)) != ORION_OK) return st;
+        orion__free(im->data); /* the pixels are what is needed now */
+        im->data = NULL;
+        im->len = 0;
+    }
+    return ORION_OK;
+}
+
+/* The prompt into the slot's KV cache from position 0; *n gets the
+ * positions. text: the prompt as given (BOS first, as /api/generate and
+ * /v1/completions take it) or chat-formatted (which spells BOS itself). */
+static orion_status prefill(gen *g, const char *text, bool chat, int32_t *n, orion__http_error *err) {
+    orion_status st;
+    *n = 0;
+    if (g->req.n_images == 0) {
+        st = chat ? orion_llm_tokenize_special(g->llm, text, strlen(text), false, g->toks, g->n_ctx, n)
+                  : orion_llm_tokenize(g->llm, text, strlen(text), true, g->toks, g->n_ctx, n);
+        if (st != ORION_OK || *n >= g->n_ctx || *n < 1) {
+            if (*n >= g->n_ctx)
+                orion__http_set(err, 400, "invalid_request_error", "the prompt has %d tokens; the context holds %d", *n,
+                                g->n_ctx);
+            else orion__http_set(err, 400, "invalid_request_error", "the prompt cannot be tokenized");
+            return ORION_ERR_FORMAT;
+        }
+        if (orion_llm_eval(g->llm, g->toks, *n, 0, g->logits, false) != ORION_OK) {
+            orion__http_set(err, 500, "server_error", "prefill failed");
+            return ORION_ERR_INTERNAL;
+        }
+        return ORION_OK;
+    }
+    orion_clip *clip = orion_lease_clip(g->lease);
+    if (!clip) {
+        orion__http_set(err, 500, "server_error", "model '%.100s' was loaded without its projector",
+                        orion__model_id(g->m));
+        return ORION_ERR_INTERNAL;
+    }
+    orion_clip_info ci;
+    orion_clip_get_info(clip, &ci);
+    int32_t rows[64];
+    for (int i = 0; i < g->req.n_images && i < 64; i++) {
+        rows[i] = ci.n_patches;
+        g->embs[i] = orion__malloc(sizeof(float) * (size_t)ci.n_patches * (size_t)ci.n_out);
+        if (!g->embs[i]) {
+            orion__http_set(err, 500, "server_error", "out of memory for the rows of image %d", i);
+            return ORION_ERR_NOMEM;
+        }
+        if ((st = orion__model_encode_image(g->m, g->lease, g->imgs[i], g->embs[i])) != ORION_OK) {
+            orion__http_set(err, 500, "server_error", "image %d: encoding failed: %.180s", i, orion_last_error());
+            return st;
+        }
+        orion_image_free(g->imgs[i]);
+        g->imgs[i] = NULL;
+    }
+    int32_t n_past = 0;
+    st = orion_llava_eval_images(g->llm, text, !chat, (const float *const *)g->embs, rows, g->req.n_images, 0,
+                                 g->logits, &n_past, g->toks, g->n_ctx);
+    if (st == ORION_ERR_RANGE || (st == ORION_OK && n_past >= g->n_ctx)) {
+        orion__http_set(err, 400, "invalid_request_error",
+                        "the prompt with %d images of %d positions does not fit the context (%d positions)",
+                        g->req.n_images, ci.n_patches, g->n_ctx);
+        return ORION_ERR_RANGE;
+    }
+    if (st != ORION_OK) {
+        orion__http_set(err, 500, "server_error", "prefill failed: %.200s", orion_last_error());
+        return st;
+    }
+    *n = n_past;
+    return ORION_OK;
+}
+
 int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int ep, const char *body, size_t len) {
     orion__http_error err;
     memset(&err, 0, sizeof err);
@@ -493,7 +446,9 @@ int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int e
     g->ep = ep;
     g->t0 = orion__now();
     g->created = (long long)time(NULL);
-    orion_status pst = orion__gen_request_parse(body, len, ep, &g->req, &err);
+    const orion__models_params *mp = orion__models_params_of(models);
+    orion__gen_limits lim = {mp->max_images, mp->max_image_bytes};
+    orion_status pst = orion__gen_request_parse(body, len, ep, &lim, &g->req, &err);
     if (pst != ORION_OK && !g->req.no_input) return fail_reply(c, g, &err);
     g->m = orion__models_find(models, g->req.model);
     if (!g->m) {
@@ -503,6 +458,7 @@ int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int e
         return fail_reply(c, g, &err);
     }
     if (pst != ORION_OK) return control_reply(c, g);
+    if (g->req.n_images > 0 && images_prepare(g, &err) != ORION_OK) return fail_reply(c, g, &err);
     if (orion__model_llm_acquire(g->m, g->req.keep_alive, &g->lease, &g->llm, &g->slot, &err) != ORION_OK) {
         g->llm = NULL;
         return fail_reply(c, g, &err);
@@ -524,35 +480,25 @@ int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int e
         snprintf(err.message, sizeof err.message, "out of memory");
         return fail_reply(c, g, &err);
     }
-    /* the prompt */
-    orion_status st;
-    int32_t n = 0;
-    if (g->req.prompt) {
-        st = orion_llm_tokenize(g->llm, g->req.prompt, strlen(g->req.prompt), true, g->toks, g->n_ctx, &n);
-    } else {
+    /* the prompt: as given, or the messages in the model's template */
+    char *text = NULL;
+    if (!g->req.prompt) {
         size_t need = 0;
         orion_chat_template t = orion_llm_chat_template(g->llm);
         orion_chat_format(t, g->req.msgs, (size_t)g->req.n_msgs, true, NULL, 0, &need);
-        char *text = orion__malloc(need + 1);
-        st = text ? orion_chat_format(t, g->req.msgs, (size_t)g->req.n_msgs, true, text, need + 1, &need)
-                  : ORION_ERR_NOMEM;
-        if (st == ORION_OK) st = orion_llm_tokenize_special(g->llm, text, need, false, g->toks, g->n_ctx, &n);
-        orion__free(text);
+        text = orion__malloc(need + 1);
+        if (!text || orion_chat_format(t, g->req.msgs, (size_t)g->req.n_msgs, true, text, need + 1, &need) != ORION_OK) {
+            orion__free(text);
+            orion__http_set(&err, 500, "server_error", "out of memory");
+            return fail_reply(c, g, &err);
+        }
     }
-    if (st != ORION_OK || n >= g->n_ctx || n < 1) {
-        err.code = 400;
-        snprintf(err.type, sizeof err.type, "invalid_request_error");
-        if (n >= g->n_ctx) snprintf(err.message, sizeof err.message, "the prompt has %d tokens; the context holds %d", n, g->n_ctx);
-        else snprintf(err.message, sizeof err.message, "the prompt cannot be tokenized");
-        return fail_reply(c, g, &err);
-    }
+    int32_t n = 0;
+    orion_status st = prefill(g, text ? text : g->req.prompt, text != NULL, &n, &err);
+    orion__free(text);
+    images_free(g);
+    if (st != ORION_OK) return fail_reply(c, g, &err);
     g->n_prompt = g->n_toks = n;
-    if (orion_llm_eval(g->llm, g->toks, n, 0, g->logits, false) != ORION_OK) {
-        err.code = 500;
-        snprintf(err.type, sizeof err.type, "server_error");
-        snprintf(err.message, sizeof err.message, "prefill failed");
-        return fail_reply(c, g, &err);
-    }
     g->t_prefill = orion__now();
     snprintf(g->id, sizeof g->id, "%s-%llx%04x", ep == ORION__EP_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)g->created, (unsigned)(orion__now_ns() & 0xffff));

@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void orion__http_set(orion__http_error *err, int code, const char *type, const char *fmt, ...) {
     err->code = code;
@@ -93,6 +94,7 @@ static void model_destroy(orion__model *x) {
     if (x->h) x->be->free(x->h);
     orion__slots_free(x);
     pthread_mutex_destroy(&x->mu);
+    pthread_mutex_destroy(&x->clip_mu);
     pthread_cond_destroy(&x->cv);
     pthread_cond_destroy(&x->done_cv);
     pthread_cond_destroy(&x->slot_cv);
@@ -158,6 +160,7 @@ static orion__model *model_new(orion__models *m, const char *id) {
     snprintf(x->id, sizeof x->id, "%s", id);
     x->n_slots = m->p.gen_slots > 0 ? ORION_MIN(m->p.gen_slots, ORION__MAX_GEN_SLOTS) : 2;
     pthread_mutex_init(&x->mu, NULL);
+    pthread_mutex_init(&x->clip_mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     pthread_cond_init(&x->done_cv, NULL);
     pthread_cond_init(&x->slot_cv, NULL);
@@ -210,9 +213,13 @@ static orion_status model_finish_add(orion__models *m, orion__model *x, bool loa
     return st == ORION_OK ? st : orion__fail(st, "%s", err.message);
 }
 
-orion_status orion__models_add(orion__models *m, const char *id, const char *path, bool load) {
+orion_status orion__models_add(orion__models *m, const char *id, const char *path, const char *mmproj, bool load) {
     if (!id || !*id || !path || !*path) return orion__fail(ORION_ERR_INVALID_ARG, "a model needs an id and a path");
-    if (strlen(id) >= 64 || strlen(path) >= 1024) return orion__fail(ORION_ERR_INVALID_ARG, "model id or path too long");
+    if (strlen(id) >= 64 || strlen(path) >= 1024 || (mmproj && strlen(mmproj) >= 1024))
+        return orion__fail(ORION_ERR_INVALID_ARG, "model id or path too long");
+    if (mmproj && !*mmproj) mmproj = NULL;
+    if (mmproj && strncmp(path, "hash:", 5) == 0)
+        return orion__fail(ORION_ERR_INVALID_ARG, "model '%s': the built-in test model takes no projector", id);
     orion__model *x = model_new(m, id);
     if (!x) return orion__fail(ORION_ERR_NOMEM, "no memory");
     snprintf(x->path, sizeof x->path, "%s", path);
@@ -231,6 +238,23 @@ orion_status orion__models_add(orion__models *m, const char *id, const char *pat
         return orion__fail(st, "model '%s': %s", id, why);
     }
     x->is_llm = strcmp(x->arch, "llama") == 0 || strcmp(x->arch, "mistral") == 0;
+    if (mmproj && !x->is_llm) {
+        model_destroy(x);
+        return orion__fail(ORION_ERR_INVALID_ARG, "model '%s': a projector (--mmproj) needs a decoder (llama, mistral)",
+                           id);
+    }
+    if (mmproj) {
+        char parch[32];
+        orion_qlevel plevel;
+        st = gguf_probe(mmproj, parch, sizeof parch, &plevel);
+        if (st != ORION_OK || strcmp(parch, "clip") != 0) {
+            char why[400];
+            snprintf(why, sizeof why, "%s", st != ORION_OK ? orion_last_error() : "not a projector (architecture is not 'clip')");
+            model_destroy(x);
+            return orion__fail(st != ORION_OK ? st : ORION_ERR_FORMAT, "model '%s': projector %s: %s", id, mmproj, why);
+        }
+        snprintf(x->mmproj, sizeof x->mmproj, "%s", mmproj);
+    }
     orion_model_entry e;
     memset(&e, 0, sizeof e);
     e.id = id;
@@ -238,6 +262,7 @@ orion_status orion__models_add(orion__models *m, const char *id, const char *pat
     e.arch = x->arch;
     e.files[level] = path;
     e.n_ctx = x->is_llm ? m->p.gen_ctx : 0;
+    e.mmproj = mmproj;
     if ((st = orion_manager_register(m->mgr, &e)) != ORION_OK) {
         model_destroy(x);
         return st;
@@ -252,6 +277,10 @@ orion_status orion__models_add_registered(orion__models *m, const char *id, bool
     orion__model *x = model_new(m, id);
     if (!x) return orion__fail(ORION_ERR_NOMEM, "no memory");
     x->is_llm = task == ORION_TASK_GENERATE;
+    if ((st = orion_manager_model_mmproj(m->mgr, id, x->mmproj, sizeof x->mmproj)) != ORION_OK) {
+        model_destroy(x);
+        return st;
+    }
     return model_finish_add(m, x, load);
 }
 
@@ -269,6 +298,11 @@ void orion__models_describe(orion__models *m, int i, orion__model_desc *d) {
     snprintf(d->arch, sizeof d->arch, "%s", x->arch);
     d->is_llm = x->is_llm;
     d->builtin = x->builtin;
+    d->vision = x->mmproj[0] != 0;
+    if (d->vision) {
+        struct stat sb;
+        d->projector_bytes = stat(x->mmproj, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    }
     if (x->is_llm && x->llm_info_valid) {
         d->weight_bytes = x->llm_info.weight_bytes;
         d->max_tokens = x->llm_info.n_ctx;
@@ -297,6 +331,7 @@ void orion__models_describe(orion__models *m, int i, orion__model_desc *d) {
         d->mapped_bytes = st[k].mapped;
         d->heap_bytes = st[k].heap;
         d->need_bytes = st[k].need;
+        if (d->vision) d->projector_bytes = st[k].encoder;
         d->resident_bytes += (size_t)(st[k].resident + st[k].heap);
     }
     if (!d->loaded) d->resident_bytes = 0;
@@ -319,6 +354,20 @@ orion__model *orion__models_find(orion__models *m, const char *id) {
 }
 
 const char *orion__model_id(const orion__model *model) { return model->id; }
+
+bool orion__model_has_vision(const orion__model *model) { return model->mmproj[0] != 0; }
+
+const orion__models_params *orion__models_params_of(const orion__models *m) { return &m->p; }
+
+orion_status orion__model_encode_image(orion__model *x, orion_model_lease *lease, const orion_image *img,
+                                       float *out) {
+    orion_clip *clip = orion_lease_clip(lease);
+    if (!clip) return orion__fail(ORION_ERR_UNSUPPORTED, "model '%s' has no projector", x->id);
+    pthread_mutex_lock(&x->clip_mu);
+    orion_status st = orion_clip_encode(clip, img, out);
+    pthread_mutex_unlock(&x->clip_mu);
+    return st;
+}
 
 orion_status orion__model_ensure(orion__model *x, int32_t *dim, char *ns, size_t ns_size, orion__http_error *err) {
     if (x->is_llm) {

@@ -91,6 +91,11 @@ struct orion__model {
     pthread_cond_t  slot_cv;
     orion_llm_info  llm_info;
     bool            llm_info_valid;
+    /* the image projector (a decoder's mmproj; "" without): the manager
+     * loads it with the model; its handle is shared by the slots, so one
+     * encode runs at a time (clip_mu, taken alone, never with mu) */
+    char            mmproj[1024];
+    pthread_mutex_t clip_mu;
 };
 
 struct orion__models {

@@ -93,6 +93,9 @@ orion_server_params orion_server_default_params(void) {
     p.truncate = true;
     p.max_queue = 8192;
     p.max_connections = 256;
+    p.max_images = 8;
+    p.max_image_bytes = (size_t)20 << 20;
+    p.image_timeout_ms = 10000;
     p.batching = true;
     p.batch_tokens = 8192;
     p.batch_wait_us = 2000;
@@ -318,7 +321,9 @@ static void model_details(orion__buf *b, const orion__model_desc *d) {
     orion__buf_json_str(b, d->arch, strlen(d->arch));
     orion__buf_puts(b, ",\"families\":[");
     orion__buf_json_str(b, d->arch, strlen(d->arch));
+    if (d->vision) orion__buf_puts(b, ",\"clip\""); /* as Ollama lists a LLaVA model */
     orion__buf_printf(b, "],\"parameter_size\":\"\",\"quantization_level\":\"\"},\"dimensions\":%d", d->dim);
+    if (d->vision) orion__buf_printf(b, ",\"projector_bytes\":%llu", (unsigned long long)d->projector_bytes);
 }
 
 static int list_endpoint(orion_server *s, struct MHD_Connection *c, int ep) {
@@ -331,7 +336,9 @@ static int list_endpoint(orion_server *s, struct MHD_Connection *c, int ep) {
             orion__models_describe(s->models, i, &d);
             orion__buf_puts(&b, i ? ",{\"id\":" : "{\"id\":");
             orion__buf_json_str(&b, d.id, strlen(d.id));
-            orion__buf_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"orion\"}");
+            orion__buf_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"orion\"");
+            if (d.vision) orion__buf_printf(&b, ",\"vision\":true,\"projector_bytes\":%llu", (unsigned long long)d.projector_bytes);
+            orion__buf_puts(&b, "}");
         }
         orion__buf_puts(&b, "]}");
     } else {
@@ -680,11 +687,27 @@ static orion_status start_models(orion_server *s, const orion_server_params *par
     mp.gen_slots = params->gen_slots;
     mp.gen_ctx = params->gen_ctx;
     mp.prefault = params->prefault;
+    mp.remote_images = params->allow_remote_images;
+    mp.max_images = params->max_images > 0 ? ORION_MIN(params->max_images, 64) : 8;
+    mp.max_image_bytes = params->max_image_bytes > 0 ? params->max_image_bytes : (size_t)20 << 20;
+    mp.image_timeout_ms = params->image_timeout_ms > 0 ? params->image_timeout_ms : 10000;
+    if (mp.remote_images && (st = orion__image_fetch_init()) != ORION_OK) return st;
     mp.manager = s->mgr;
     if ((st = orion__models_init(&mp, &s->models)) != ORION_OK) return st;
+    for (int k = 0; k < params->n_projectors; k++) {
+        const orion_server_model *pr = &params->projectors[k];
+        bool found = false;
+        for (int i = 0; i < params->n_models && !found; i++) found = pr->id && strcmp(pr->id, params->models[i].id) == 0;
+        if (!found || !pr->path || !*pr->path)
+            return orion__fail(ORION_ERR_INVALID_ARG, "projector for '%s': no such model among the served ones",
+                               pr->id ? pr->id : "");
+    }
     for (int i = 0; i < params->n_models; i++) {
-        if ((st = orion__models_add(s->models, params->models[i].id, params->models[i].path, params->load_eagerly)) !=
-            ORION_OK)
+        const char *mmproj = NULL;
+        for (int k = 0; k < params->n_projectors; k++)
+            if (strcmp(params->projectors[k].id, params->models[i].id) == 0) mmproj = params->projectors[k].path;
+        if ((st = orion__models_add(s->models, params->models[i].id, params->models[i].path, mmproj,
+                                    params->load_eagerly)) != ORION_OK)
             return st;
     }
     /* then every other model the manager knows: the registry's */
@@ -735,7 +758,8 @@ static orion_status start_cache(orion_server *s, const orion_server_params *para
 orion_status orion_server_start(const orion_server_params *params, orion_server **out) {
     if (!params || !out) return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: NULL argument");
     *out = NULL;
-    if (params->n_models < 0 || (params->n_models > 0 && !params->models))
+    if (params->n_models < 0 || (params->n_models > 0 && !params->models) || params->n_projectors < 0 ||
+        (params->n_projectors > 0 && !params->projectors))
         return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: bad model list");
     if (params->manager && params->config_path)
         return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: a config file is for the server's own manager");
@@ -756,6 +780,7 @@ orion_status orion_server_start(const orion_server_params *params, orion_server 
     s->cache_path = dup_or_null(params->cache_path);
     s->p.registry_path = s->p.config_path = NULL; /* not kept */
     s->p.models = NULL;
+    s->p.projectors = NULL;
     if (s->p.max_inputs <= 0) s->p.max_inputs = 2048;
     if (s->p.max_body == 0) s->p.max_body = (size_t)4 << 20;
     if (s->p.max_connections <= 0) s->p.max_connections = 256;

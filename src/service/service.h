@@ -9,6 +9,9 @@
  *              forward pass). The one interface the server uses to reach
  *              models, so the model manager (issue 6) can replace it;
  *   metrics.c  counters and histograms, rendered as Prometheus text;
+ *   generate.c the generation endpoints; gen_request.c parses their bodies
+ *              (pure, fuzzed) and images.c the images they carry (base64,
+ *              data URLs, remote fetches with libcurl, decoding);
  *   server.c   libmicrohttpd glue, routing, auth, drain (orion_server_*);
  *   client.c   the C client (orion_client_*).
  */
@@ -112,6 +115,11 @@ typedef struct orion__models_params {
     int  gen_slots;      /* generation models: concurrent sequences (default 2) */
     int  gen_ctx;        /* their KV positions (0 = the file's, capped at 4096) */
     bool prefault;       /* acquire with lazy = !prefault */
+    /* images in generation requests (docs/service.md) */
+    bool   remote_images;   /* fetch http(s) image URLs (else 400) */
+    int    max_images;      /* per request (0: 8) */
+    size_t max_image_bytes; /* encoded bytes of one image (0: 20 MiB) */
+    int    image_timeout_ms;/* a remote fetch, all of it (0: 10 s) */
     orion_manager *manager; /* GGUF models are held through it (borrowed; required) */
 } orion__models_params;
 
@@ -134,6 +142,9 @@ typedef struct orion__model_desc {
     int      refs;         /* leases held */
     double   expires_in;   /* seconds until the idle unload; < 0: never, or in use */
     uint64_t mapped_bytes, heap_bytes, need_bytes;
+    /* the image projector (mmproj), if the model has one */
+    bool     vision;
+    uint64_t projector_bytes; /* loaded: its mapping + heap (of mapped/heap above); else its file's size */
 } orion__model_desc;
 
 /* Statistics of the batchers together (for /metrics). */
@@ -152,8 +163,9 @@ orion_status orion__models_init(const orion__models_params *p, orion__models **o
 void         orion__models_free(orion__models *m);
 /* Serves `path` as `id`: "hash:DIM[:US]" is held here; a GGUF file is
  * registered with the manager (task from its architecture, level from its
- * weights' type). Loads it at once when `load`. */
-orion_status orion__models_add(orion__models *m, const char *id, const char *path, bool load);
+ * weights' type; mmproj, NULL or a projector for a decoder, goes with
+ * it). Loads it at once when `load`. */
+orion_status orion__models_add(orion__models *m, const char *id, const char *path, const char *mmproj, bool load);
 /* Serves a model already in the manager's registry. */
 orion_status orion__models_add_registered(orion__models *m, const char *id, bool load);
 int          orion__models_count(orion__models *m);
@@ -200,6 +212,14 @@ bool         orion__model_is_llm(const orion__model *model);
 orion_status orion__model_llm_acquire(orion__model *model, double keep_alive, orion_model_lease **lease,
                                       orion_llm **llm, int *slot, orion__http_error *err);
 void         orion__model_llm_release(orion__model *model, int slot, orion_model_lease *lease);
+/* True when the model was given a projector (images can be sent to it). */
+bool         orion__model_has_vision(const orion__model *model);
+/* Encodes img with the lease's projector into out (n_patches * n_out
+ * floats); one encode at a time per model (the slots share the handle). */
+orion_status orion__model_encode_image(orion__model *model, orion_model_lease *lease, const orion_image *img,
+                                       float *out);
+/* The service's parameters (images: limits, remote fetches). */
+const orion__models_params *orion__models_params_of(const orion__models *m);
 
 /* The "hash:DIM" test model: whitespace words hashed to ids between [CLS]=1
  * and [SEP]=2 (at most max_tokens in all), and a deterministic unit vector
@@ -211,8 +231,28 @@ void         orion__hash_vector(const int32_t *ids, int32_t n, int dim, float *o
 
 /* ---- generate.c -------------------------------------------------------------- */
 
+/* One image of a generation request: its encoded bytes, or a remote URL
+ * that generate.c fetches (when allowed) before decoding. */
+typedef struct orion__gen_image {
+    uint8_t *data;      /* PNG / JPEG bytes (owned); NULL for a URL not fetched yet */
+    size_t   len;
+    char    *url;       /* http(s) URL (owned); NULL for inline data */
+} orion__gen_image;
+
+/* Limits the parser enforces on images. */
+typedef struct orion__gen_limits {
+    int    max_images;       /* per request */
+    size_t max_image_bytes;  /* decoded bytes of one image */
+} orion__gen_limits;
+
+#define ORION__IMAGE_TAG "<image>"
+
 /* A parsed generation request (/v1/completions, /v1/chat/completions,
- * /api/generate, /api/chat). Strings are owned by `block`. */
+ * /api/generate, /api/chat). Strings are owned by `block`. Images: the
+ * prompt or the message texts hold one ORION__IMAGE_TAG per image, in
+ * order, where its rows go (OpenAI: where the image part stands, the parts
+ * joined with "\n"; Ollama: "<image>\n" before the text for each image,
+ * unless the text places its own tags). */
 typedef struct orion__gen_request {
     char                model[128];
     char               *prompt;      /* completions / generate; NULL for chat */
@@ -226,12 +266,16 @@ typedef struct orion__gen_request {
     double              keep_alive;  /* Ollama endpoints; ORION_KEEP_ALIVE_DEFAULT when absent */
     bool                no_input;    /* Ollama: no prompt / messages; the parse fails (400), but the
                                         request loads (keep_alive 0: unloads) the model */
+    orion__gen_image   *images;      /* n_images (owned) */
+    int                 n_images;
     void               *block;
 } orion__gen_request;
 
-/* Parses a body for endpoint ep (one of the four above); 400 on error. */
-orion_status orion__gen_request_parse(const char *body, size_t len, int ep, orion__gen_request *out,
-                                      orion__http_error *err);
+/* Parses a body for endpoint ep (one of the four above); 400 on error
+ * (lim NULL: 8 images of 20 MiB at most). Data URLs and base64 images are
+ * decoded to bytes here; remote URLs are only recorded. */
+orion_status orion__gen_request_parse(const char *body, size_t len, int ep, const orion__gen_limits *lim,
+                                      orion__gen_request *out, orion__http_error *err);
 void         orion__gen_request_free(orion__gen_request *req);
 
 struct MHD_Connection;
@@ -243,6 +287,30 @@ int orion__generate_serve(orion__models *models, struct MHD_Connection *c, int e
 /* server.c: queue a reply (takes b's bytes) / an error reply. */
 int orion__send_buf(struct MHD_Connection *c, int code, const char *ctype, orion__buf *b);
 int orion__send_error(struct MHD_Connection *c, const orion__http_error *err);
+
+/* ---- images.c ------------------------------------------------------------------ */
+
+/* Decodes base64 image `index` (standard alphabet, padded) into *out
+ * (orion__free): 400 for bad base64, an empty string or more than
+ * max_bytes (checked before allocating). */
+orion_status orion__image_b64(const char *s, size_t n, size_t max_bytes, int index, uint8_t **out, size_t *len,
+                              orion__http_error *err);
+/* A "data:image/...;base64,..." URL's bytes, as above; 400 for another
+ * media type, a non-base64 data URL or anything that is not a data URL. */
+orion_status orion__data_url_decode(const char *url, size_t n, size_t max_bytes, int index, uint8_t **out,
+                                    size_t *len, orion__http_error *err);
+/* True for an http:// or https:// URL. */
+bool         orion__url_is_remote(const char *url);
+/* libcurl's global init, once (the server calls it at start when remote
+ * images are allowed, before its threads fetch). */
+orion_status orion__image_fetch_init(void);
+/* GETs an http(s) URL (redirects: http(s) only, at most 3) within
+ * timeout_ms, at most max_bytes; 400 with a message on any failure. */
+orion_status orion__image_fetch(const char *url, size_t max_bytes, int timeout_ms, int index, uint8_t **out,
+                                size_t *len, orion__http_error *err);
+/* orion_image_load_memory with the server's limits: 400 (500 for memory). */
+orion_status orion__image_decode(const uint8_t *data, size_t len, size_t max_bytes, int index, orion_image **out,
+                                 orion__http_error *err);
 
 /* ---- events.c ------------------------------------------------------------------ */
 
