@@ -722,14 +722,16 @@ typedef struct orion_image_limits {
 
 orion_image_limits orion_image_default_limits(void);
 
-/* Decodes a PNG (libpng: any bit depth, palette, grey, alpha, interlaced) or
- * a baseline/progressive JPEG (libjpeg-turbo: YCbCr or grey) into 8-bit RGB,
+/* Decodes a PNG (libpng: any bit depth, palette, grey, alpha, interlaced), a
+ * baseline/progressive JPEG (libjpeg-turbo: YCbCr, grey, CMYK/YCCK) or a
+ * WebP (libwebp: lossy or lossless, not animated) into 8-bit RGB,
  * as Pillow's Image.open(..).convert("RGB") does: alpha is dropped, grey is
  * replicated, 16-bit samples keep their high byte, no gamma or EXIF
  * rotation. limits NULL: the defaults. *out (free with orion_image_free).
- * Errors: ORION_ERR_NOT_FOUND / ORION_ERR_IO (cannot read), ORION_ERR_FORMAT (not a PNG/JPEG,
- * truncated, corrupt), ORION_ERR_LIMIT (declared size over a limit),
- * ORION_ERR_UNSUPPORTED (CMYK JPEG), ORION_ERR_NOMEM. Thread-safe. */
+ * Errors: ORION_ERR_NOT_FOUND / ORION_ERR_IO (cannot read), ORION_ERR_FORMAT (not a
+ * PNG/JPEG/WebP, truncated, corrupt), ORION_ERR_LIMIT (declared size over a limit),
+ * ORION_ERR_UNSUPPORTED (animated WebP, an unknown JPEG colour space),
+ * ORION_ERR_NOMEM. Thread-safe. */
 orion_status orion_image_load(const char *path, const orion_image_limits *limits, orion_image **out);
 orion_status orion_image_load_memory(const void *data, size_t size, const orion_image_limits *limits,
                                      orion_image **out);

@@ -12,14 +12,14 @@ set -eu
 # utf8proc: Unicode normalization for the WordPiece tokenizer.
 # libmicrohttpd, zstd, xxhash: the server (orion serve), its cache snapshots and keys.
 # Node.js and npm: the default model and the JavaScript references (below).
-# libpng, libjpeg-turbo: image decoding for the vision encoder (orion run --image);
+# libpng, libjpeg-turbo, libwebp: image decoding for the vision encoder (orion run --image);
 # libcurl: remote image URLs in `orion serve --allow-remote-images` requests;
 # python3-pil: the preprocessing reference (tests/ref/clip_ref.py, Pillow's resize).
 # chromium: the headless browser of the dashboard's end-to-end test (tests/test_dashboard.c,
 # driven by npm's playwright-core; about 290 MB installed).
 # OpenBLAS: python3-torch's float64 references run on libblas.so.3, and the
 # reference BLAS makes test_bert_reference's about 8x slower.
-PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev libutf8proc-dev libmicrohttpd-dev libzstd-dev libxxhash-dev python3 python3-numpy python3-torch python3-sentencepiece libpng-dev libjpeg62-turbo-dev libcurl4-openssl-dev python3-pil libopenblas0-pthread clang libclang-rt-14-dev ca-certificates chromium"
+PACKAGES="gcc libc6-dev make cmake pkg-config libcmocka-dev libcjson-dev libutf8proc-dev libmicrohttpd-dev libzstd-dev libxxhash-dev python3 python3-numpy python3-torch python3-sentencepiece libpng-dev libjpeg62-turbo-dev libwebp-dev libcurl4-openssl-dev python3-pil libopenblas0-pthread clang libclang-rt-14-dev ca-certificates chromium"
 
 missing=""
 for p in $PACKAGES; do

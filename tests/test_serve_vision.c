@@ -565,7 +565,7 @@ static void test_bad_images(void **state) {
     snprintf(body, cap, "{\"model\":\"plain\",\"prompt\":\"x\",\"images\":[\"%s\"],\"stream\":false}", png64);
     expect_400(port, "/api/generate", body, "no projector");
     expect_image_400(port, "!!!notbase64", "bad base64");
-    expect_image_400(port, "aGVsbG8gd29ybGQh", "not a PNG or JPEG");   /* "hello world!" */
+    expect_image_400(port, "aGVsbG8gd29ybGQh", "not a PNG, JPEG or WebP");   /* "hello world!" */
     expect_image_400(port, "", "empty");
     char *half = b64(png, n_png / 2);
     expect_image_400(port, half, "image 0");                           /* truncated */

@@ -10,13 +10,15 @@
  * mmproj layout with their float64 projector outputs, and a tiny Llama
  * decoder. Checks:
  *   - decoding (PNG: RGB, RGBA, grey, palette, Adam7, 16-bit; JPEG: baseline,
- *     grey, progressive, Adobe CMYK) equals Pillow's convert("RGB") byte for byte;
+ *     grey, progressive, Adobe CMYK; WebP: lossy, lossless, lossy + alpha)
+ *     equals Pillow's convert("RGB") byte for byte;
  *   - pad to square + bicubic resize to 336 equals Pillow byte for byte;
  *     orion_clip_preprocess's floats equal the reference's exactly (bound 0);
  *   - the projector output is within 1e-4 (max |diff|) of PyTorch, with 1
  *     and 2 threads, for a quick-GELU model (select layer -2, llama.cpp's
  *     fc1 = "ffn_down" naming) and an erf-GELU one (feature_layer key,
- *     patch bias, role naming);
+ *     patch bias, role naming), and at the real ViT-L/14-336 shape with
+ *     LLaVA-1.5 7B's projector for one image;
  *   - end to end: "USER: <image>\n... ASSISTANT:" through
  *     orion_llava_eval_prompt (KV cache f32): the logits after the prompt
  *     are within 1e-4 of PyTorch's, and 16 greedy tokens are the same;
@@ -61,6 +63,11 @@ static void require_ref(void) {
 
 static void path_in(char *buf, size_t n, const char *name) {
     snprintf(buf, n, "%s/%s", work_dir, name);
+}
+
+static const char *path_in_buf(char *buf, size_t n, const char *name) {
+    path_in(buf, n, name);
+    return buf;
 }
 
 /* Reads a whole file from the work dir; *n gets its size. NULL if missing. */
@@ -269,6 +276,68 @@ static void test_projector(void **state) {
     }
     assert_int_equal(n_models, 2);
     free(man);
+}
+
+/* The real shape, one image: CLIP ViT-L/14-336 + LLaVA-1.5 7B's projector
+ * (seeded, f32, 1.2 GB) against the float64 reference. Skipped with the
+ * plain-C kernels forced (ORION_FORCE_REF): 390 GFLOP of scalar code would
+ * take minutes, and the reference kernels are checked against the SIMD
+ * ones by the kernel tests. */
+static void test_projector_vitl(void **state) {
+    (void)state;
+    require_ref();
+    if (getenv("ORION_FORCE_REF")) {
+        printf("  skipped with the plain-C kernels (ORION_FORCE_REF): 390 GFLOP of scalar code\n");
+        skip();
+    }
+    char arg[1100], path[512];
+    snprintf(arg, sizeof arg, "vitl '%s'", work_dir);
+    assert_true(test_run_ref_script("clip_ref.py", arg, "torch, numpy and PIL"));
+    size_t n_pix, n_proj;
+    float *pix = slurp("vitl.pix", &n_pix), *ref = slurp("vitl.proj", &n_proj);
+    assert_non_null(pix);
+    assert_non_null(ref);
+    const size_t mem0 = mem_now();
+    orion_clip_params cp = orion_clip_default_params();
+    cp.n_threads = 2;
+    orion_clip *clip = NULL;
+    path_in(path, sizeof path, "vitl.gguf");
+    if (orion_clip_load(path, &cp, &clip) != ORION_OK) fail_msg("vitl: %s", orion_last_error());
+    orion_clip_info in;
+    orion_clip_get_info(clip, &in);
+    assert_int_equal(in.image_size, 336);
+    assert_int_equal(in.n_patches, 576);
+    assert_int_equal(in.n_embd, 1024);
+    assert_int_equal(in.n_layer_used, 23);
+    assert_int_equal(in.n_out, 4096);
+    assert_int_equal(n_proj, sizeof(float) * 576 * 4096);
+    orion_image *img = NULL;
+    path_in(path, sizeof path, "llava.png");
+    assert_int_equal(orion_image_load(path, NULL, &img), ORION_OK);
+    float *pix2 = malloc(n_pix), *out = malloc(n_proj);
+    assert_int_equal(orion_clip_preprocess(clip, img, pix2), ORION_OK);
+    assert_memory_equal(pix, pix2, n_pix); /* preprocessing equal to the reference's */
+    if (orion_clip_encode_pixels(clip, pix, out) != ORION_OK) fail_msg("vitl: %s", orion_last_error());
+    double maxd = 0, maxv = 0, se = 0, sv = 0;
+    for (size_t i = 0; i < (size_t)576 * 4096; i++) {
+        const double d = (double)out[i] - ref[i];
+        maxd = fmax(maxd, fabs(d));
+        maxv = fmax(maxv, fabs((double)ref[i]));
+        se += d * d;
+        sv += (double)ref[i] * ref[i];
+    }
+    printf("  vitl       2 threads: 576 patches x 4096, max |diff| %.2e (values up to %.2f), rel RMS %.1e, "
+           "weights %.1f MiB, scratch %.2f MiB\n",
+           maxd, maxv, sqrt(se / sv), in.weight_bytes / 1048576.0, in.scratch_bytes / 1048576.0);
+    if (!(maxd <= PROJ_BOUND)) fail_msg("vitl: projector output differs by %g > %g", maxd, PROJ_BOUND);
+    free(out);
+    free(pix2);
+    orion_image_free(img);
+    orion_clip_free(clip);
+    check_no_leak(mem0);
+    unlink(path_in_buf(path, sizeof path, "vitl.gguf")); /* 1.2 GB: not kept until teardown */
+    free(pix);
+    free(ref);
 }
 
 /* ---- end to end ---------------------------------------------------------------------------- */
@@ -551,6 +620,27 @@ static void test_bad_images(void **state) {
     assert_int_equal(load_mem(jpg, n_jpg / 2, NULL), ORION_ERR_FORMAT);  /* truncated scan */
     assert_int_equal(load_mem(jpg, 3, NULL), ORION_ERR_FORMAT);          /* SOI only */
     assert_true(strstr(orion_last_error(), "JPEG") != NULL);
+    /* WebP: truncated, header only, a VP8L declaring 16384 x 16384, animated */
+    size_t n_webp, n_vp8l, n_anim;
+    uint8_t *webp = slurp("lossy.webp", &n_webp), *vp8l = slurp("lossless.webp", &n_vp8l);
+    uint8_t *anim = slurp("anim.webp", &n_anim);
+    assert_non_null(webp);
+    assert_non_null(vp8l);
+    assert_non_null(anim);
+    assert_int_equal(load_mem(webp, n_webp, NULL), ORION_OK);
+    assert_int_equal(load_mem(webp, n_webp / 2, NULL), ORION_ERR_FORMAT);
+    assert_int_equal(load_mem(webp, 12, NULL), ORION_ERR_FORMAT);
+    assert_true(strstr(orion_last_error(), "WebP") != NULL);
+    assert_true(n_vp8l > 25 && memcmp(vp8l + 12, "VP8L", 4) == 0 && vp8l[20] == 0x2f);
+    uint32_t bits = (uint32_t)vp8l[21] | (uint32_t)vp8l[22] << 8 | (uint32_t)vp8l[23] << 16 | (uint32_t)vp8l[24] << 24;
+    bits = (bits & 0xf0000000u) | 16383u | 16383u << 14; /* width - 1, height - 1 */
+    for (int i = 0; i < 4; i++) vp8l[21 + i] = (uint8_t)(bits >> (8 * i));
+    assert_int_equal(load_mem(vp8l, n_vp8l, NULL), ORION_ERR_LIMIT);
+    assert_true(strstr(orion_last_error(), "16384 x 16384") != NULL);
+    assert_int_equal(load_mem(anim, n_anim, NULL), ORION_ERR_UNSUPPORTED);
+    free(webp);
+    free(vp8l);
+    free(anim);
     /* declared sizes: zero, huge, over the caller's limits */
     uint8_t *p2 = malloc(n_png);
     memcpy(p2, png, n_png);
@@ -613,8 +703,8 @@ static void test_bad_models(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_and_resize), cmocka_unit_test(test_preprocess),
-        cmocka_unit_test(test_projector),         cmocka_unit_test(test_llava_generate),
-        cmocka_unit_test(test_chat_image),
+        cmocka_unit_test(test_projector),         cmocka_unit_test(test_projector_vitl),
+        cmocka_unit_test(test_llava_generate),    cmocka_unit_test(test_chat_image),
         cmocka_unit_test(test_bad_images),        cmocka_unit_test(test_bad_models),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

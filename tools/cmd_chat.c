@@ -159,8 +159,8 @@ static int usage(void) {
             "usage: orion chat MODEL [--template llama2|mistral|chatml|vicuna] [-s SYSTEM] [-n MAX_REPLY_TOKENS]\n"
             "                  [--temp T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--ctx C]\n"
             "                  [--kv-type f16|f32|q8_0] [--tokenizer FILE] [--mmproj PROJ]\n"
-            "  commands: /reset, /quit; with --mmproj (a LLaVA projector), /image FILE attaches a PNG or\n"
-            "  JPEG to the next message (template auto picks vicuna, LLaVA-1.5's, when the model names none)\n");
+            "  commands: /reset, /quit; with --mmproj (a LLaVA projector), /image FILE attaches a PNG,\n"
+            "  JPEG or WebP to the next message (template auto picks vicuna, LLaVA-1.5's, when the model names none)\n");
     return 2;
 }
 

@@ -38,7 +38,7 @@ static int usage(void) {
             "                 [--repeat-penalty R] [--seed S] [--threads N] [--ctx C] [--kv-type f16|f32|q8_0]\n"
             "                 [--tokenizer FILE] [--mmproj PROJ --image FILE]\n"
             "  MODEL: a GGUF file or a llama2.c checkpoint (with --tokenizer, default tokenizer.bin beside it)\n"
-            "  --mmproj, --image: a LLaVA-1.5 projector GGUF (llama.cpp's mmproj) and a PNG or JPEG image\n");
+            "  --mmproj, --image: a LLaVA-1.5 projector GGUF (llama.cpp's mmproj) and a PNG, JPEG or WebP image\n");
     return 2;
 }
 

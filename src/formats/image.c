@@ -1,9 +1,9 @@
 /*
  * image.c — PNG and JPEG decoding into 8-bit RGB (orion_image), for the
- * vision encoders.
+ * vision encoders (WebP: image_webp.c).
  *
- * How it works: the first bytes pick the decoder (PNG signature, or the JPEG
- * SOI marker FF D8 FF); anything else is refused. Each decoder reads the
+ * How it works: the first bytes pick the decoder (PNG signature, the JPEG
+ * SOI marker FF D8 FF, or RIFF....WEBP); anything else is refused. Each decoder reads the
  * header only, checks the declared width and height against the caller's
  * limits (dimensions, pixel count) with overflow-checked arithmetic, and
  * only then allocates the pixels and decodes. Both libraries report errors
@@ -22,6 +22,7 @@
  * convert("RGB") makes them (inverted when an Adobe marker says so).
  */
 #include "core/core.h"
+#include "formats/image_internal.h"
 
 #include <setjmp.h>
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
@@ -65,8 +66,8 @@ void orion_image_free(orion_image *img) {
     orion__free(img);
 }
 
-static orion_status check_size(const char *label, const char *kind, uint64_t w, uint64_t h,
-                               const orion_image_limits *lim) {
+orion_status orion__image_check_size(const char *label, const char *kind, uint64_t w, uint64_t h,
+                                     const orion_image_limits *lim) {
     if (w == 0 || h == 0)
         return orion__fail(ORION_ERR_FORMAT, "%s: %s declares a zero size (%llu x %llu)", label, kind,
                            (unsigned long long)w, (unsigned long long)h);
@@ -130,7 +131,7 @@ static orion_status decode_png(png_ctx *c, const orion_image_limits *lim) {
     png_uint_32 w, h;
     int depth, color, interlace;
     png_get_IHDR(c->png, c->info, &w, &h, &depth, &color, &interlace, NULL, NULL);
-    orion_status st = check_size(c->label, "PNG", w, h, lim);
+    orion_status st = orion__image_check_size(c->label, "PNG", w, h, lim);
     if (st != ORION_OK) return st;
     if (depth == 16) png_set_strip_16(c->png); /* keeps the high byte, as Pillow */
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(c->png);
@@ -215,7 +216,7 @@ static orion_status decode_jpeg(jpeg_ctx *c, const uint8_t *data, size_t size, c
     ci->mem->max_memory_to_use = (long)512 << 20;
     jpeg_mem_src(ci, data, (unsigned long)size);
     jpeg_read_header(ci, TRUE);
-    orion_status st = check_size(c->label, "JPEG", ci->image_width, ci->image_height, lim);
+    orion_status st = orion__image_check_size(c->label, "JPEG", ci->image_width, ci->image_height, lim);
     if (st != ORION_OK) return st;
     switch (ci->jpeg_color_space) {
     case JCS_GRAYSCALE: ci->out_color_space = JCS_GRAYSCALE; break;
@@ -301,7 +302,9 @@ static orion_status decode(const uint8_t *data, size_t size, const char *label, 
         orion__free(c);
         return st;
     }
-    return orion__fail(ORION_ERR_FORMAT, "%s: not a PNG or JPEG image (unknown signature)", label);
+    if (size >= 12 && memcmp(data, "RIFF", 4) == 0 && memcmp(data + 8, "WEBP", 4) == 0)
+        return orion__image_decode_webp(data, size, label, &lim, out);
+    return orion__fail(ORION_ERR_FORMAT, "%s: not a PNG, JPEG or WebP image (unknown signature)", label);
 }
 
 orion_status orion_image_load_memory(const void *data, size_t size, const orion_image_limits *limits,

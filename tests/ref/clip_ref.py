@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""clip_ref.py make OUTDIR | clip_ref.py generate OUTDIR — an independent
+"""clip_ref.py make|generate|vitl OUTDIR — an independent
 PyTorch/Pillow reference for orion's vision path (LLaVA-1.5).
 
 Written from the CLIP and ViT papers, Hugging Face's CLIPVisionModel
@@ -43,6 +43,9 @@ written by the test from orion's tokenizer), runs the reference decoder on
 [embed(before), clip_quick(llava.png), embed(after)], and writes gen.tok
 (N_GEN greedy ids, int32) and prompt.logits (n_vocab float32 at the prompt's
 last position).
+vitl writes the same check at the real shape of LLaVA-1.5's encoder (CLIP
+ViT-L/14-336, 23 of 24 layers run, projector 1024 -> 4096 -> 4096), one
+image (llava.png from make): vitl.gguf (f32, 1.2 GB), vitl.pix, vitl.proj.
 Exit status 77: python modules are missing (run scripts/setup.sh).
 """
 import math
@@ -72,13 +75,21 @@ N_GEN = 16
 
 class ClipConfig:
     def __init__(self, name, image_size=32, patch=8, n_embd=64, n_head=4, n_ff=96, n_layer=3, n_mm=80,
-                 n_out=64, quick=True, feature_layer=None, legacy_ffn_names=True, patch_bias=False, seed=1):
+                 n_out=64, quick=True, feature_layer=None, legacy_ffn_names=True, patch_bias=False, seed=1,
+                 fan_in_scale=False):
         self.name, self.image_size, self.patch, self.n_embd, self.n_head = name, image_size, patch, n_embd, n_head
         self.n_ff, self.n_layer, self.n_mm, self.n_out, self.quick = n_ff, n_layer, n_mm, n_out, quick
         self.feature_layer, self.legacy, self.patch_bias, self.seed = feature_layer, legacy_ffn_names, patch_bias, seed
+        # real widths: matrix scales times sqrt(64 / fan_in), so activations
+        # stay of the size they have in the small models
+        self.fan_in_scale = fan_in_scale
         self.n_used = feature_layer if feature_layer is not None else n_layer - 1
         self.n_patches = (image_size // patch) ** 2
 
+
+# CLIP ViT-L/14 at 336 px with LLaVA-1.5 7B's projector (1024 -> 4096 -> 4096)
+VITL = ClipConfig("vitl", image_size=336, patch=14, n_embd=1024, n_head=16, n_ff=4096, n_layer=24, n_mm=4096,
+                  n_out=4096, seed=3, fan_in_scale=True)
 
 CONFIGS = [
     ClipConfig("clip_quick"),  # CLIP ViT: quick GELU, select layer -2, converter's FFN names
@@ -162,6 +173,9 @@ def test_images(rng):
         "greyjpg": (noise(40, 24, "L"), "jpg", {"quality": 85}),
         "progressive": (noise(50, 34), "jpg", {"quality": 80, "progressive": True}),
         "cmyk": (noise(26, 21, "CMYK"), "jpg", {"quality": 90}),  # Adobe-inverted CMYK, as Photoshop writes
+        "lossy": (noise(37, 29), "webp", {"quality": 80}),          # VP8, odd sizes: chroma upsampling edges
+        "lossless": (noise(31, 22), "webp", {"lossless": True}),    # VP8L
+        "alphawebp": (noise(19, 24, "RGBA"), "webp", {"quality": 90}),  # VP8X + ALPH: alpha dropped
     }
     return imgs
 
@@ -172,6 +186,8 @@ def make_clip_weights(c):
     g = torch.Generator().manual_seed(7000 + c.seed)
 
     def t(*shape, scale=0.1):
+        if c.fan_in_scale and len(shape) >= 2:
+            scale *= math.sqrt(64 / float(np.prod(shape[1:])))
         return (torch.randn(*shape, generator=g, dtype=DT) * scale).float()
 
     def ln(n):
@@ -360,6 +376,10 @@ def make(out):
     with open(os.path.join(out, "images.txt"), "w") as f:
         f.write("\n".join(names) + "\n")
 
+    # an animated WebP (two frames): refused, not decoded as its first frame
+    frames = [Image.fromarray(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)) for _ in range(2)]
+    frames[0].save(os.path.join(out, "anim.webp"), save_all=True, append_images=frames[1:], duration=100, loop=0)
+
     llava_img = test_images(np.random.default_rng(5))["wide"][0]
     llava_img.save(os.path.join(out, "llava.png"))
     manifest = []
@@ -418,14 +438,30 @@ def generate(out):
     return 0
 
 
+def vitl(out):
+    """The real ViT-L/14-336 shape, one image: vitl.gguf (f32, 1.2 GB),
+    vitl.pix and vitl.proj (576 x 4096) from llava.png (written by make)."""
+    c = VITL
+    w = make_clip_weights(c)
+    pix = pixel_values(Image.open(os.path.join(out, "llava.png")), c.image_size, CLIP_MEAN, CLIP_STD)
+    proj = clip_forward(c, w, pix)
+    write_clip(os.path.join(out, "vitl.gguf"), c, w)
+    write_f32(os.path.join(out, "vitl.pix"), pix)
+    write_f32(os.path.join(out, "vitl.proj"), proj.float().numpy())
+    print("clip_ref.py: vitl: %d patches x %d, output max %.2f" % (proj.shape[0], proj.shape[1],
+                                                                   proj.abs().max().item()))
+    return 0
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("make", "generate"):
-        sys.stderr.write("usage: clip_ref.py make|generate OUTDIR\n")
+    modes = {"make": make, "generate": generate, "vitl": vitl}
+    if len(sys.argv) != 3 or sys.argv[1] not in modes:
+        sys.stderr.write("usage: clip_ref.py make|generate|vitl OUTDIR\n")
         return 2
     out = sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    torch.set_num_threads(1)
-    return make(out) if sys.argv[1] == "make" else generate(out)
+    torch.set_num_threads(1 if sys.argv[1] != "vitl" else max(1, min(4, os.cpu_count() or 1)))
+    return modes[sys.argv[1]](out)
 
 
 if __name__ == "__main__":
