@@ -25,7 +25,7 @@
  *     truncated shard, a preprocessor that resizes elsewhere) fail with a
  *     message naming the problem, a non-zero exit, and no leaks.
  */
-#include "test_util.h"
+#include "test_greedy.h"
 
 #include <orion.h>
 
@@ -77,20 +77,7 @@ static void path_in(char *buf, size_t n, const char *name) {
 static void *slurp(const char *name, size_t *n) {
     char path[512];
     path_in(path, sizeof path, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(sz > 0 ? (size_t)sz + 1 : 1);
-    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) ((char *)buf)[sz] = '\0';
-    if (n) *n = (size_t)sz;
-    return buf;
+    return test_read_file(path, n);
 }
 
 static size_t mem_now(void) {
@@ -227,17 +214,7 @@ static void convert_and_check(const char *variant, int n_layer, int n_used, bool
     assert_int_equal(n, sizeof(float) * (size_t)li.n_vocab);
     double lmax = 0;
     for (int i = 0; i < li.n_vocab; i++) lmax = fmax(lmax, fabs((double)logits[i] - ref_logits[i]));
-    int32_t gen[N_GEN];
-    int pos = n_past;
-    for (int i = 0; i < N_GEN; i++) {
-        int32_t best = 0;
-        for (int v = 1; v < li.n_vocab; v++)
-            if (logits[v] > logits[best]) best = v;
-        gen[i] = best;
-        assert_int_equal(orion_llm_eval(llm, &best, 1, pos++, logits, false), ORION_OK);
-    }
-    int same = 0;
-    while (same < N_GEN && gen[same] == ref_gen[same]) same++;
+    const int same = test_greedy_match(llm, logits, li.n_vocab, n_past, ref_gen, N_GEN);
     printf("  %s: %d text + %d image positions; logits max |diff| %.2e; greedy: %d of %d tokens as PyTorch\n",
            variant, n_text, ci.n_patches, lmax, same, N_GEN);
     assert_true(lmax <= LOGIT_BOUND);

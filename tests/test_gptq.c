@@ -725,13 +725,7 @@ static void test_out_of_memory(void **state) {
 /* ---- the command line ------------------------------------------------------------------------ */
 
 static char *slurp_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = xmalloc(1 << 16);
-    size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    return test_read_file(path, NULL);
 }
 
 /* `orion quantize --gptq` on stories260K: runs, says what it calibrated on,

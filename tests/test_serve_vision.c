@@ -80,15 +80,8 @@ static void *xmalloc(size_t n) {
 }
 
 static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)sz + 1);
-    assert_int_equal(fread(buf, 1, (size_t)sz, f), (size_t)sz);
-    fclose(f);
-    *n = (size_t)sz;
+    uint8_t *buf = test_read_file(path, n);
+    assert_non_null(buf);
     return buf;
 }
 

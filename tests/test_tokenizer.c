@@ -58,19 +58,7 @@ static char      cat_names[MAX_CATS][32];
 
 
 static uint8_t *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) *len = (size_t)n;
-    return p;
+    return test_read_file(path, len);
 }
 
 static bool take_u32(const uint8_t *buf, size_t len, size_t *pos, uint32_t *v) {

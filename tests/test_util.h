@@ -105,6 +105,27 @@ static inline bool test_run_ref_script(const char *script, const char *args, con
 
 /* ---- files for fake trees and scratch directories ---- */
 
+/* Reads a whole file into a malloc'd buffer with a NUL after its last byte
+ * (so a text file is a string); *n (may be NULL) gets its size (0 on
+ * failure). NULL when it cannot be opened or read. */
+static inline void *test_read_file(const char *path, size_t *n) {
+    if (n) *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    long sz = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)sz + 1)) != NULL && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[sz] = '\0';
+    if (n) *n = (size_t)sz;
+    return buf;
+}
+
 /* mkdir -p */
 static inline void test_mkdirs(const char *path) {
     char tmp[1024];

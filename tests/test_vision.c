@@ -26,7 +26,7 @@
  *     declared sizes, over the caller's limits, missing file) fail with the
  *     right status and a message, and leak nothing.
  */
-#include "test_util.h"
+#include "test_greedy.h"
 
 #include <orion.h>
 
@@ -74,19 +74,7 @@ static const char *path_in_buf(char *buf, size_t n, const char *name) {
 static void *slurp(const char *name, size_t *n) {
     char path[512];
     path_in(path, sizeof path, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (n) *n = (size_t)sz;
-    return buf;
+    return test_read_file(path, n);
 }
 
 static void *slurp_ext(const char *stem, const char *ext, size_t *n) {
@@ -398,17 +386,7 @@ static void test_llava_generate(void **state) {
     double maxd = 0;
     for (int i = 0; i < li.n_vocab; i++) maxd = fmax(maxd, fabs((double)logits[i] - ref_logits[i]));
 
-    int32_t gen[N_GEN];
-    int pos = n_past;
-    for (int i = 0; i < N_GEN; i++) {
-        int32_t best = 0;
-        for (int v = 1; v < li.n_vocab; v++)
-            if (logits[v] > logits[best]) best = v;
-        gen[i] = best;
-        assert_int_equal(orion_llm_eval(llm, &best, 1, pos++, logits, false), ORION_OK);
-    }
-    int same = 0;
-    while (same < N_GEN && gen[same] == ref_gen[same]) same++;
+    const int same = test_greedy_match(llm, logits, li.n_vocab, n_past, ref_gen, N_GEN);
     printf("  prompt: %d text + %d image positions; logits max |diff| %.2e; greedy: %d of %d tokens as PyTorch\n",
            n_text, ci.n_patches, maxd, same, N_GEN);
     assert_true(maxd <= LOGIT_BOUND);
@@ -514,12 +492,8 @@ static void test_chat_image(void **state) {
              bin, lm, proj, MAXN, in_path, out_path);
     int rc = system(cmd);
     assert_true(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    size_t n_got = 0;
-    char *got = slurp("chat.out", &n_got);
+    char *got = slurp("chat.out", NULL);
     assert_non_null(got);
-    got = realloc(got, n_got + 1);
-    assert_non_null(got);
-    got[n_got] = '\0';
 
     char r1[1024], r2[1024], r3[1024], conv[4096], want[4096];
     ref_reply(llm, "<s>USER: <image>\nthe a and ASSISTANT:", MAXN, li.eos, r1, sizeof r1);
