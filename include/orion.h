@@ -941,7 +941,9 @@ typedef struct orion_server_params {
                                   registers `models` in it and subscribes to it; config_path must then be
                                   NULL). NULL: the server makes its own. */
     /* limits */
-    size_t      max_body;      /* bytes of a request body (default 4 MiB): 413 beyond */
+    size_t      max_body;      /* bytes of a request body (default 4 MiB): 413 beyond; the generation
+                                  endpoints of a server with image models take at least one image's
+                                  worth (4/3 max_image_bytes + 1 MiB) */
     int         max_inputs;    /* inputs per request (default 2048): 400 beyond */
     int         max_tokens;    /* tokens per input (default 0: the model's own; the server's own manager
                                   loads encoders with it, a lent manager with its embed_max_tokens) */

@@ -532,6 +532,61 @@ static void expect_image_400(int port, const char *img64, const char *needle) {
     free(imgs);
 }
 
+/* ---- the body limit ------------------------------------------------------------------- */
+
+/* A body of about `bytes` for /api/generate: one image and a padding field
+ * (ignored) that makes up the size. */
+static char *padded_gen_body(const char *png64, size_t bytes) {
+    char *b = xmalloc(bytes + strlen(png64) + 512);
+    int n = sprintf(b, "{\"model\":\"llava\",\"prompt\":\"x\",\"images\":[\"%s\"],\"stream\":false,"
+                       "\"options\":{\"temperature\":0,\"num_predict\":2},\"padding\":\"", png64);
+    memset(b + n, 'p', bytes);
+    strcpy(b + n + bytes, "\"}");
+    return b;
+}
+
+/* With an image model, the generation endpoints take one image's worth of
+ * body (--max-image-bytes in base64 + 1 MiB) beyond --max-body; other
+ * endpoints, and servers without image models, keep --max-body. */
+static void test_body_limit(void **state) {
+    (void)state;
+    require_ref();
+    size_t n_png;
+    uint8_t *png = slurp(png_path, &n_png);
+    char *png64 = b64(png, n_png);
+    char *reply = reply_buf();
+    for (int with_projector = 1; with_projector >= 0; with_projector--) {
+        orion_server_model models[2];
+        orion_server_params p = vision_params(models);
+        p.max_body = 1 << 20;
+        p.max_image_bytes = 3 << 20; /* generation bodies: 4 MiB (+ 4) of base64 + 1 MiB */
+        if (!with_projector) {
+            p.models = models + 1; /* "plain" only */
+            p.n_models = 1;
+            p.n_projectors = 0;
+        }
+        orion_server *s = start(&p);
+        int port = orion_server_port(s);
+        char *two = padded_gen_body(png64, (size_t)2 << 20), *six = padded_gen_body(png64, (size_t)6 << 20);
+        if (with_projector) {
+            expect_200(port, "/api/generate", two, reply);
+            assert_int_equal(post(port, "/api/generate", six, reply, 1 << 20), 413);
+            assert_non_null(strstr(reply, "larger than 5242884 bytes"));
+        } else {
+            assert_int_equal(post(port, "/api/generate", two, reply, 1 << 20), 413);
+            assert_non_null(strstr(reply, "larger than 1048576 bytes"));
+        }
+        assert_int_equal(post(port, "/api/embed", two, reply, 1 << 20), 413); /* not a generation endpoint */
+        print_message("  %s: a 2 MiB generation body %s\n", with_projector ? "image model" : "no image model",
+                      with_projector ? "is taken, 6 MiB is 413" : "is 413");
+        free(two);
+        free(six);
+        orion_server_free(s);
+    }
+    free(png64);
+    free(png);
+}
+
 static void test_bad_images(void **state) {
     (void)state;
     require_ref();
@@ -906,6 +961,7 @@ int main(void) {
         cmocka_unit_test(test_manager_projector),
         cmocka_unit_test(test_replies_match_llava),
         cmocka_unit_test(test_bad_images),
+        cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_remote_images),
         cmocka_unit_test(test_server_projector_args),
     };

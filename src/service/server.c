@@ -55,6 +55,7 @@ struct orion_server {
     int                 unix_fd;
     bool                socket_bound; /* we created socket_path: removed at stop */
     int                 port;
+    size_t              image_body;   /* body limit of the generation endpoints: room for one image (body_limit) */
     orion_manager      *mgr;
     bool                own_mgr;      /* made here: freed at stop */
     int                 mgr_sub;      /* subscription id, 0 = none */
@@ -74,6 +75,7 @@ struct orion_server {
 
 typedef struct req_state {
     orion__buf body;
+    size_t     limit;      /* body bytes allowed (body_limit) */
     bool       too_large;
     bool       stream;     /* an /events stream: not counted in flight */
     double     t0;
@@ -458,7 +460,7 @@ static int dispatch(orion_server *s, struct MHD_Connection *c, const char *url, 
     }
     if (r->too_large) {
         char msg[120];
-        snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", s->p.max_body);
+        snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", r->limit);
         send_err(c, 413, "invalid_request_error", msg);
         return 413;
     }
@@ -522,6 +524,15 @@ static int dispatch(orion_server *s, struct MHD_Connection *c, const char *url, 
     return 500;
 }
 
+/* The body limit of an endpoint: --max-body, except that the generation
+ * endpoints of a server with image models also take one image of
+ * --max-image-bytes in base64 (4/3 of it) plus 1 MiB of text, so that the
+ * image limit, not the general one, decides about an image. */
+static size_t body_limit(const orion_server *s, int ep) {
+    const bool gen = ep == ORION__EP_CHAT || ep == ORION__EP_GENERATE || ep == ORION__EP_OLLAMA_CHAT;
+    return gen && s->image_body > s->p.max_body ? s->image_body : s->p.max_body;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_size, void **con_cls) {
     ORION_UNUSED(version);
@@ -533,13 +544,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         r->t0 = orion__now();
         *con_cls = r;
         atomic_fetch_add(&s->in_flight, 1);
+        r->limit = body_limit(s, route(url));
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->p.max_body) r->too_large = true;
+        if (cl && strtoull(cl, NULL, 10) > r->limit) r->too_large = true;
         return MHD_YES;
     }
     if (*upload_size) {
         if (!r->too_large) {
-            if (r->body.len + *upload_size > s->p.max_body) {
+            if (r->body.len + *upload_size > r->limit) {
                 r->too_large = true;
                 orion__buf_free(&r->body);
             } else {
@@ -722,6 +734,17 @@ static orion_status start_models(orion_server *s, const orion_server_params *par
     }
     if (orion__models_count(s->models) == 0)
         return orion__fail(ORION_ERR_INVALID_ARG, "orion_server_start: no models to serve");
+    /* a model with a projector (--mmproj or the registry's "mmproj"): the
+     * generation endpoints take a body with one image (body_limit) */
+    for (int i = 0;; i++) {
+        const char *id = orion_manager_model_id(s->mgr, i);
+        char path[8];
+        if (!id) break;
+        if (orion_manager_model_mmproj(s->mgr, id, path, sizeof path) == ORION_OK && path[0]) {
+            s->image_body = mp.max_image_bytes / 3 * 4 + 4 + ((size_t)1 << 20);
+            break;
+        }
+    }
     return ORION_OK;
 }
 
