@@ -330,6 +330,9 @@ typedef struct orion_gguf_tensor {
 
 /* Opens and validates `path`. *out is set on success. */
 orion_status orion_gguf_open(const char *path, orion_gguf **out);
+/* Whether `path` can be read and starts with the GGUF magic (nothing else
+ * is checked: orion_gguf_open validates). For choosing a reader. */
+bool         orion_gguf_is_file(const char *path);
 /* Same, over a caller's buffer that must outlive the handle (fuzzers, tests). */
 orion_status orion_gguf_open_memory(const void *data, size_t size, orion_gguf **out);
 void         orion_gguf_free(orion_gguf *gguf);

@@ -143,15 +143,6 @@ static int usage(const char *cmd) {
     return 2;
 }
 
-static bool is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
-}
-
 /* --gptq: the Hessians of `model` (a GGUF file) over the texts; NULL after
  * printing why. */
 static calib_hessians *collect_hessians(const char *cmd, const char *model, const char *texts, const calib_opts *o) {
@@ -259,7 +250,7 @@ static int run(const char *cmd, int argc, char **argv) {
     char tmp[4096] = "", gptq_mmproj[4096] = "";
     if (gptq) {
         co.n_threads = p.n_threads;
-        if (!is_gguf(src)) {
+        if (!orion_gguf_is_file(src)) {
             /* run the source as a GGUF file: convert it first, types kept */
             if (snprintf(tmp, sizeof tmp, "%s.gptq-src.gguf", dst) >= (int)sizeof tmp) return usage(cmd);
             orion_convert_params tp = orion_convert_default_params();

@@ -412,15 +412,6 @@ static orion_status add_tensors(orion_gguf_writer *w, const source_tensor *ts, i
     return ORION_OK;
 }
 
-static bool is_gguf_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    char magic[4] = {0};
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
-}
-
 orion_status orion_convert_mmproj_path(const char *dst, char *buf, size_t size) {
     if (!dst || !buf) return orion__fail(ORION_ERR_INVALID_ARG, "orion_convert_mmproj_path: NULL argument");
     size_t n = strlen(dst);
@@ -496,7 +487,7 @@ orion_status orion_convert(const char *src, const char *dst, const orion_convert
     if ((st = orion_gguf_writer_init(&w)) != ORION_OK) goto done;
     if (p.imatrix && (st = imatrix_load(p.imatrix, &im)) != ORION_OK) goto done;
 
-    if (is_gguf_file(src)) {
+    if (orion_gguf_is_file(src)) {
         if ((st = orion_gguf_open(src, &g)) != ORION_OK) goto done;
         for (int64_t i = 0; i < orion_gguf_n_kv(g); i++) {
             const char *key = orion_gguf_kv_key(g, i);

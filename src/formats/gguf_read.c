@@ -22,6 +22,7 @@
 #include "formats/gguf_internal.h"
 #include "kernels/kernels.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -436,6 +437,15 @@ orion_status orion_gguf_open_memory(const void *data, size_t size, orion_gguf **
     }
     *out = g;
     return ORION_OK;
+}
+
+bool orion_gguf_is_file(const char *path) {
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) return false;
+    unsigned char magic[4] = {0};
+    const bool ok = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    fclose(f);
+    return ok;
 }
 
 orion_status orion_gguf_open(const char *path, orion_gguf **out) {

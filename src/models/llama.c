@@ -309,12 +309,8 @@ orion_status orion_llm_load(const char *path, const orion_llm_params *params, or
     orion_llm *m = orion__calloc(1, sizeof *m);
     if (!m) return orion__fail(ORION_ERR_NOMEM, "%s: out of memory", path);
     orion_status st;
-    FILE *f = fopen(path, "rb");
-    char magic[4] = {0};
-    bool is_gguf = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    if (f) fclose(f);
     m->info.rope_freq_scale = 1.0f;
-    st = is_gguf ? load_gguf(m, path) : load_llama2c(m, path, p.tokenizer);
+    st = orion_gguf_is_file(path) ? load_gguf(m, path) : load_llama2c(m, path, p.tokenizer);
     if (st != ORION_OK) goto fail;
 
     orion_llm_info *in = &m->info;
