@@ -28,13 +28,12 @@
  */
 #include "formats/hf_model.h"
 #include "formats/json.h"
+#include "formats/mmproj.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
 #define GET(call)                                 \
     do {                                          \
@@ -233,8 +232,8 @@ static orion_status parse_vision(const char *label, const cJSON *root, orion_hf_
     v->image_token_index = -1;
     const char *tok_key = orion__hf_member(root, "image_token_index") ? "image_token_index" : "image_token_id";
     GET(orion__hf_get_int(label, root, tok_key, false, -1, -1, INT32_MAX, &v->image_token_index));
-    memcpy(v->image_mean, clip_mean, sizeof clip_mean);
-    memcpy(v->image_std, clip_std, sizeof clip_std);
+    memcpy(v->image_mean, orion__clip_mean, sizeof orion__clip_mean);
+    memcpy(v->image_std, orion__clip_std, sizeof orion__clip_std);
     return ORION_OK;
 }
 
@@ -339,27 +338,13 @@ orion_status orion__hf_preprocessor_parse(const char *label, const void *data, s
 
 orion_status orion__hf_llava_write_metadata(const orion_hf_config *c, const char *name, orion_gguf_writer *w) {
     const orion_hf_vision *v = &c->vision;
-    orion_status st;
-    const int32_t feature = (int32_t)v->feature_layer;
-    GET(orion_gguf_writer_set_str(w, "general.architecture", "clip"));
-    GET(orion_gguf_writer_set_str(w, "general.name", name));
-    GET(orion_gguf_writer_set_str(w, "general.description", "image encoder for LLaVA"));
-    GET(orion_gguf_writer_set_bool(w, "clip.has_text_encoder", false));
-    GET(orion_gguf_writer_set_bool(w, "clip.has_vision_encoder", true));
-    GET(orion_gguf_writer_set_bool(w, "clip.has_llava_projector", true));
-    GET(orion_gguf_writer_set_str(w, "clip.projector_type", "mlp"));
-    GET(orion_gguf_writer_set_u32(w, "clip.vision.image_size", (uint32_t)v->image_size));
-    GET(orion_gguf_writer_set_u32(w, "clip.vision.patch_size", (uint32_t)v->patch_size));
-    GET(orion_gguf_writer_set_u32(w, "clip.vision.embedding_length", (uint32_t)v->hidden_size));
-    GET(orion_gguf_writer_set_u32(w, "clip.vision.feed_forward_length", (uint32_t)v->intermediate_size));
-    GET(orion_gguf_writer_set_u32(w, "clip.vision.projection_dim", (uint32_t)v->projection_dim));
-    GET(orion_gguf_writer_set_u32(w, "clip.vision.attention.head_count", (uint32_t)v->n_heads));
-    GET(orion_gguf_writer_set_f32(w, "clip.vision.attention.layer_norm_epsilon", (float)v->norm_eps));
     /* the layers written: up to the feature layer */
-    GET(orion_gguf_writer_set_u32(w, "clip.vision.block_count", (uint32_t)v->feature_layer));
-    GET(orion_gguf_writer_set_array(w, "clip.vision.feature_layer", ORION_GGUF_I32, &feature, 1));
-    GET(orion_gguf_writer_set_array(w, "clip.vision.image_mean", ORION_GGUF_F32, v->image_mean, 3));
-    GET(orion_gguf_writer_set_array(w, "clip.vision.image_std", ORION_GGUF_F32, v->image_std, 3));
-    GET(orion_gguf_writer_set_bool(w, "clip.use_gelu", !v->quick_gelu));
-    return ORION_OK;
+    const orion__mmproj_meta m = {
+        .name = name, .description = "image encoder for LLaVA", .image_size = v->image_size,
+        .patch_size = v->patch_size, .n_embd = v->hidden_size, .n_ff = v->intermediate_size, .n_head = v->n_heads,
+        .projection_dim = v->projection_dim, .block_count = v->feature_layer,
+        .feature_layer = (int32_t)v->feature_layer, .norm_eps = (float)v->norm_eps, .image_mean = v->image_mean,
+        .image_std = v->image_std, .use_gelu = !v->quick_gelu,
+    };
+    return orion__mmproj_write_metadata(w, &m);
 }

@@ -36,6 +36,7 @@
  * Scratch is one arena sized at load for one image.
  */
 #include "formats/gguf_internal.h"
+#include "formats/mmproj.h"
 #include "kernels/kernels.h"
 #include "models/tensor_f32.h"
 
@@ -224,10 +225,8 @@ static orion_status load(orion_clip *c, const char *path) {
     if (orion_gguf_get(g, "clip.use_gelu") && orion_gguf_get_bool(g, "clip.use_gelu", &use_gelu) != ORION_OK)
         return orion__fail(ORION_ERR_FORMAT, "%s: clip.use_gelu must be a bool", path);
     in->quick_gelu = !use_gelu;
-    static const float mean0[3] = {0.48145466f, 0.4578275f, 0.40821073f}, std0[3] = {0.26862954f, 0.26130258f,
-                                                                                    0.27577711f};
-    TRY(read_triple(g, path, "clip.vision.image_mean", mean0, in->image_mean));
-    TRY(read_triple(g, path, "clip.vision.image_std", std0, in->image_std));
+    TRY(read_triple(g, path, "clip.vision.image_mean", orion__clip_mean, in->image_mean));
+    TRY(read_triple(g, path, "clip.vision.image_std", orion__clip_std, in->image_std));
     for (int i = 0; i < 3; i++)
         if (!(in->image_std[i] > 0))
             return orion__fail(ORION_ERR_FORMAT, "%s: clip.vision.image_std must be positive", path);

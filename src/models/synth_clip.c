@@ -23,6 +23,7 @@
 #include "models/synth.h"
 
 #include "formats/gguf_internal.h"
+#include "formats/mmproj.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -51,36 +52,16 @@ static bool is_float(orion_type t) {
 
 static orion_status set_metadata(orion_gguf_writer *w, const orion_synth_params *p) {
     const orion_synth_clip_shape *s = p->clip;
-    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-    static const float sd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
     char name[128];
     snprintf(name, sizeof name, "synthetic %s %s seed %llu", s->name ? s->name : "custom", orion_type_name(p->type),
              (unsigned long long)p->seed);
-    orion_status st;
-#define CHECK(call)                               \
-    do {                                          \
-        if ((st = (call)) != ORION_OK) return st; \
-    } while (0)
-    CHECK(orion_gguf_writer_set_str(w, "general.architecture", "clip"));
-    CHECK(orion_gguf_writer_set_str(w, "general.name", name));
-    CHECK(orion_gguf_writer_set_str(w, "general.description", "image encoder for LLaVA"));
-    CHECK(orion_gguf_writer_set_bool(w, "clip.has_text_encoder", false));
-    CHECK(orion_gguf_writer_set_bool(w, "clip.has_vision_encoder", true));
-    CHECK(orion_gguf_writer_set_bool(w, "clip.has_llava_projector", true));
-    CHECK(orion_gguf_writer_set_str(w, "clip.projector_type", "mlp"));
-    CHECK(orion_gguf_writer_set_u32(w, "clip.vision.image_size", (uint32_t)s->image_size));
-    CHECK(orion_gguf_writer_set_u32(w, "clip.vision.patch_size", (uint32_t)s->patch_size));
-    CHECK(orion_gguf_writer_set_u32(w, "clip.vision.embedding_length", (uint32_t)s->n_embd));
-    CHECK(orion_gguf_writer_set_u32(w, "clip.vision.feed_forward_length", (uint32_t)s->n_ff));
-    CHECK(orion_gguf_writer_set_u32(w, "clip.vision.projection_dim", 768));
-    CHECK(orion_gguf_writer_set_u32(w, "clip.vision.attention.head_count", (uint32_t)s->n_head));
-    CHECK(orion_gguf_writer_set_f32(w, "clip.vision.attention.layer_norm_epsilon", 1e-5f));
-    CHECK(orion_gguf_writer_set_u32(w, "clip.vision.block_count", (uint32_t)s->n_layer));
-    CHECK(orion_gguf_writer_set_array(w, "clip.vision.image_mean", ORION_GGUF_F32, mean, 3));
-    CHECK(orion_gguf_writer_set_array(w, "clip.vision.image_std", ORION_GGUF_F32, sd, 3));
-    CHECK(orion_gguf_writer_set_bool(w, "clip.use_gelu", false));
-#undef CHECK
-    return ORION_OK;
+    const orion__mmproj_meta m = {
+        .name = name, .description = "image encoder for LLaVA", .image_size = s->image_size,
+        .patch_size = s->patch_size, .n_embd = s->n_embd, .n_ff = s->n_ff, .n_head = s->n_head,
+        .projection_dim = 768, .block_count = s->n_layer, .feature_layer = -1, .norm_eps = 1e-5f,
+        .image_mean = orion__clip_mean, .image_std = orion__clip_std, .use_gelu = false,
+    };
+    return orion__mmproj_write_metadata(w, &m);
 }
 
 /* Fills ts (room for 9 + 16 * n_layer); returns the count. */
