@@ -821,6 +821,21 @@ orion_status orion_llava_eval_prompt(orion_llm *llm, const char *prompt, const f
 orion_status orion_llava_eval_images(orion_llm *llm, const char *prompt, bool add_bos, const float *const *images,
                                      const int32_t *n_rows, int32_t n_images, int32_t pos, float *logits,
                                      int32_t *n_past, int32_t *seq, int32_t seq_max);
+/* The two halves of orion_llava_eval_images, for callers that keep a KV
+ * prefix (orion chat): orion_llava_positions turns the prompt into decoder
+ * positions without evaluating anything: seq[i] is a token id, or -(k + 1)
+ * for a row of image k (n_rows[k] rows in place of the k-th "<image>";
+ * tags after the n_images-th stay text; text parts tokenized one by one,
+ * BOS first when add_bos). ORION_ERR_RANGE past cap positions,
+ * ORION_ERR_INVALID_ARG for fewer tags than images.
+ * orion_llava_eval_positions evaluates entries [from, n) of such a seq at
+ * positions pos + i (image rows from images[k], n_embd floats each);
+ * logits: NULL or n_vocab floats for position n - 1. Errors as
+ * orion_llm_eval. */
+orion_status orion_llava_positions(const orion_llm *llm, const char *prompt, bool add_bos, int32_t n_images,
+                                   const int32_t *n_rows, int32_t *seq, int32_t cap, int32_t *n_seq);
+orion_status orion_llava_eval_positions(orion_llm *llm, const int32_t *seq, int32_t from, int32_t n, int32_t pos,
+                                        const float *const *images, float *logits);
 
 /* ------------------------------------------------------------------------ */
 /* Service: embedding cache, model server, client (docs/service.md)          */

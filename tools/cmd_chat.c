@@ -9,12 +9,11 @@
  * Images (LLaVA-1.5): `/image FILE` encodes the image at once (CLIP +
  * projector) and attaches it to the next user message, which is then sent
  * as "<image>\n" + text (LLaVA's convention: the image before the words).
- * The formatted conversation is split at each "<image>"; every text part is
- * tokenized on its own (as orion_llava_eval_prompt does) and each image
- * takes n_patches positions. The positions are kept as a sequence of
- * entries — a token id (>= 0), or -(k + 1) for a row of image k — so the
- * prefix comparison with the KV cache covers images too, and follow-up
- * turns reuse the image rows already in the cache. The image embeddings
+ * orion_llava_positions turns the formatted conversation into decoder
+ * positions — a token id (>= 0), or -(k + 1) for a row of image k — so the
+ * prefix comparison with the KV cache covers images too, and
+ * orion_llava_eval_positions evaluates only what follows that prefix:
+ * follow-up turns reuse the image rows already in the cache. The image embeddings
  * stay in memory (n_patches x n_embd floats each) until /reset, for when a
  * turn must re-evaluate from before an image.
  */
@@ -39,7 +38,8 @@ typedef struct history {
 /* The images of the conversation, in the order they were attached. */
 typedef struct images {
     float  *emb[MAX_IMAGES];
-    int     n, n_sent;       /* attached; of those, already in a sent message */
+    int32_t rows[MAX_IMAGES]; /* n_patches each (orion_llava_positions) */
+    int     n, n_sent;        /* attached; of those, already in a sent message */
     int32_t n_patches, n_embd;
 } images;
 
@@ -93,65 +93,9 @@ static bool image_attach(images *im, orion_clip *clip, const char *path) {
             img->width, img->height, im->n_patches,
             (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     orion_image_free(img);
+    im->rows[im->n] = im->n_patches;
     im->emb[im->n++] = emb;
     return true;
-}
-
-/* The formatted conversation as positions: text parts tokenized on their
- * own, each "<image>" replaced by n_patches entries -(k + 1) for image k.
- * Prints why and returns false when it cannot (more than cap positions). */
-static bool to_positions(orion_llm *llm, const char *text, size_t len, const images *im, int32_t *out,
-                                 int32_t cap, int32_t *n_out) {
-    int32_t n = 0;
-    int k = 0;
-    const char *p = text, *end = text + len;
-    for (;;) {
-        const char *tag = k < im->n ? strstr(p, IMAGE_TAG) : NULL; /* tags past the images: text */
-        const size_t part = tag ? (size_t)(tag - p) : (size_t)(end - p);
-        int32_t got = 0;
-        if (part) {
-            if (orion_llm_tokenize_special(llm, p, part, false, out + n, cap - n, &got) != ORION_OK) {
-                fprintf(stderr, "orion chat: %s (use /reset)\n", orion_last_error());
-                return false;
-            }
-            n += got;
-        }
-        if (!tag) break;
-        if (im->n_patches > cap - n) {
-            fprintf(stderr, "orion chat: the conversation needs more than %d positions (use /reset)\n", cap);
-            return false;
-        }
-        for (int32_t i = 0; i < im->n_patches; i++) out[n++] = -(k + 1);
-        k++;
-        p = tag + strlen(IMAGE_TAG);
-    }
-    *n_out = n;
-    return true;
-}
-
-/* Evaluates positions [from, n) (tokens and image rows) at their own
- * positions; logits for the last one. */
-static orion_status eval_positions(orion_llm *llm, const images *im, const int32_t *seq, int32_t from, int32_t n,
-                                   float *logits) {
-    int32_t i = from;
-    while (i < n) {
-        int32_t j = i + 1;
-        if (seq[i] >= 0) {
-            while (j < n && seq[j] >= 0) j++;
-            orion_status st = orion_llm_eval(llm, seq + i, j - i, i, j == n ? logits : NULL, false);
-            if (st != ORION_OK) return st;
-        } else {
-            const int k = -seq[i] - 1;
-            int32_t start = i; /* the image's first row */
-            while (start > 0 && seq[start - 1] == seq[i]) start--;
-            while (j < n && seq[j] == seq[i]) j++;
-            const float *rows = im->emb[k] + (size_t)(i - start) * (size_t)im->n_embd;
-            orion_status st = orion_llm_eval_embeddings(llm, rows, j - i, i, j == n ? logits : NULL, false);
-            if (st != ORION_OK) return st;
-        }
-        i = j;
-    }
-    return ORION_OK;
 }
 
 static int usage(void) {
@@ -297,18 +241,17 @@ int orion_cli_chat(int argc, char **argv) {
             if (!text) break;
         }
         int32_t n_seq = 0;
-        if (orion_chat_format(tmpl, h.m, h.n, true, text, text_cap, &need) != ORION_OK) {
+        if (orion_chat_format(tmpl, h.m, h.n, true, text, text_cap, &need) != ORION_OK ||
+            orion_llava_positions(llm, text, false, im.n, im.rows, seq, in.n_ctx, &n_seq) != ORION_OK ||
+            n_seq == 0) {
             fprintf(stderr, "orion chat: %s (use /reset)\n", orion_last_error());
-            history_clear(&h, h.n - 1);
-            continue;
-        }
-        if (!to_positions(llm, text, need, &im, seq, in.n_ctx, &n_seq) || n_seq == 0) {
             history_clear(&h, h.n - 1);
             continue;
         }
         int common = 0;
         while (common < n_cache && common < n_seq - 1 && cache[common] == seq[common]) common++;
-        if (eval_positions(llm, &im, seq, common, n_seq, logits) != ORION_OK) {
+        if (orion_llava_eval_positions(llm, seq, common, n_seq, 0, (const float *const *)im.emb, logits) !=
+            ORION_OK) {
             fprintf(stderr, "orion chat: %s (use /reset)\n", orion_last_error());
             history_clear(&h, h.n - 1);
             n_cache = 0;

@@ -9,7 +9,10 @@
  * through orion_llm_eval_embeddings, so the KV cache holds them like tokens
  * and generation continues from the position after the prompt.
  * orion_llava_eval_images does the same for several images, one per
- * "<image>" in order (the service's chat requests).
+ * "<image>" in order (the service's chat requests), in two steps that are
+ * also public: orion_llava_positions (the prompt as token ids and image
+ * rows, nothing evaluated) and orion_llava_eval_positions (a range of
+ * them), so that orion chat can evaluate only what is not in its KV cache.
  */
 #include "core/core.h"
 
@@ -64,55 +67,84 @@ orion_status orion_llava_eval_prompt(orion_llm *llm, const char *prompt, const f
     return ORION_OK;
 }
 
-/* Every "<image>" of the prompt (up to n_images) takes the rows of the next
- * image; the text between is tokenized part by part as above. seq gets one
- * entry per position: the token id, or -1 for an image row. */
+orion_status orion_llava_positions(const orion_llm *llm, const char *prompt, bool add_bos, int32_t n_images,
+                                   const int32_t *n_rows, int32_t *seq, int32_t cap, int32_t *n_seq) {
+    if (!llm || !prompt || n_images < 0 || (n_images > 0 && !n_rows) || !seq || cap < 0 || !n_seq)
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_positions: bad arguments");
+    int32_t n = 0;
+    const char *text = prompt;
+    for (int32_t k = 0;; k++) {
+        const char *tag = k < n_images ? strstr(text, IMAGE_TAG) : NULL; /* tags past the images stay text */
+        if (k < n_images && !tag)
+            return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_positions: %d images but %d \"%s\" in the prompt",
+                               n_images, k, IMAGE_TAG);
+        if (k < n_images && n_rows[k] < 0)
+            return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_positions: image %d has %d rows", k, n_rows[k]);
+        const size_t len = tag ? (size_t)(tag - text) : strlen(text);
+        int32_t got = 0;
+        if (len || (k == 0 && add_bos)) {
+            orion_status st = orion_llm_tokenize_special(llm, text, len, k == 0 && add_bos, seq + n, cap - n, &got);
+            if (st != ORION_OK) return st;
+            n += got;
+        }
+        if (!tag) break;
+        if (n_rows[k] > cap - n)
+            return orion__fail(ORION_ERR_RANGE, "orion_llava_positions: the prompt needs more than %d positions", cap);
+        for (int32_t i = 0; i < n_rows[k]; i++) seq[n++] = -(k + 1);
+        text = tag + strlen(IMAGE_TAG);
+    }
+    *n_seq = n;
+    return ORION_OK;
+}
+
+orion_status orion_llava_eval_positions(orion_llm *llm, const int32_t *seq, int32_t from, int32_t n, int32_t pos,
+                                        const float *const *images, float *logits) {
+    if (!llm || (!seq && n > 0) || from < 0 || pos < 0)
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_positions: bad arguments");
+    orion_llm_info in;
+    orion_llm_get_info(llm, &in);
+    for (int32_t i = from, j; i < n; i = j) {
+        j = i + 1;
+        orion_status st;
+        if (seq[i] >= 0) {
+            while (j < n && seq[j] >= 0) j++;
+            st = orion_llm_eval(llm, seq + i, j - i, pos + i, j == n ? logits : NULL, false);
+        } else {
+            const int32_t k = -seq[i] - 1;
+            int32_t first = i; /* the image's first row */
+            while (first > 0 && seq[first - 1] == seq[i]) first--;
+            while (j < n && seq[j] == seq[i]) j++;
+            if (!images || !images[k])
+                return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_positions: no rows for image %d", k);
+            st = orion_llm_eval_embeddings(llm, images[k] + (size_t)(i - first) * (size_t)in.n_embd, j - i, pos + i,
+                                           j == n ? logits : NULL, false);
+        }
+        if (st != ORION_OK) return st;
+    }
+    return ORION_OK;
+}
+
 orion_status orion_llava_eval_images(orion_llm *llm, const char *prompt, bool add_bos, const float *const *images,
                                      const int32_t *n_rows, int32_t n_images, int32_t pos, float *logits,
                                      int32_t *n_past, int32_t *seq, int32_t seq_max) {
     if (!llm || !prompt || n_images < 0 || (n_images > 0 && (!images || !n_rows)) || pos < 0 || !n_past ||
         (seq && seq_max < 0))
         return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_images: bad arguments");
-    const char *tags[64];
-    if (n_images > (int32_t)ORION_ARRAY_LEN(tags))
-        return orion__fail(ORION_ERR_LIMIT, "orion_llava_eval_images: %d images (at most %d)", n_images,
-                           (int)ORION_ARRAY_LEN(tags));
-    const char *p = prompt;
-    for (int32_t k = 0; k < n_images; k++) {
-        if (!images[k] || n_rows[k] < 0)
-            return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_images: image %d has no rows", k);
-        if (!(tags[k] = strstr(p, IMAGE_TAG)))
-            return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_images: %d images but %d \"%s\" in the prompt",
-                               n_images, k, IMAGE_TAG);
-        p = tags[k] + strlen(IMAGE_TAG);
+    if (n_images > 64)
+        return orion__fail(ORION_ERR_LIMIT, "orion_llava_eval_images: %d images (at most 64)", n_images);
+    for (int32_t k = 0; k < n_images; k++)
+        if (!images[k]) return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_images: image %d has no rows", k);
+    orion_llm_info in;
+    orion_llm_get_info(llm, &in);
+    const int32_t cap = in.n_ctx > pos ? in.n_ctx - pos : 0;
+    int32_t *pos_seq = orion__malloc(sizeof(int32_t) * (size_t)ORION_MAX(cap, 1)), n = 0;
+    if (!pos_seq) return orion__fail(ORION_ERR_NOMEM, "orion_llava_eval_images: out of memory");
+    orion_status st = orion_llava_positions(llm, prompt, add_bos && pos == 0, n_images, n_rows, pos_seq, cap, &n);
+    if (st == ORION_OK) st = orion_llava_eval_positions(llm, pos_seq, 0, n, pos, images, logits);
+    if (st == ORION_OK) {
+        for (int32_t i = 0; seq && i < n && i < seq_max; i++) seq[i] = pos_seq[i] >= 0 ? pos_seq[i] : -1;
+        *n_past = pos + n;
     }
-    const size_t tail = strlen(p);
-    int32_t at = pos, n_seq = 0;
-    const char *text = prompt;
-    orion_status st = ORION_OK;
-    for (int32_t k = 0; k <= n_images && st == ORION_OK; k++) {
-        const size_t len = k < n_images ? (size_t)(tags[k] - text) : tail;
-        /* the logits come from the last position: this text unless it is
-         * empty (then the image before it gave them) */
-        const bool bos = k == 0 && add_bos && pos == 0;
-        const bool text_last = k == n_images && (len > 0 || bos);
-        const int32_t from = at;
-        int32_t n_tok = 0;
-        int32_t *toks = seq ? seq + ORION_MIN(n_seq, seq_max) : NULL;
-        st = eval_text(llm, text, len, bos, &at, text_last ? logits : NULL, toks,
-                       seq ? seq_max - ORION_MIN(n_seq, seq_max) : 0, &n_tok);
-        n_seq += at - from;
-        if (st != ORION_OK || k == n_images) break;
-        const bool image_last = k == n_images - 1 && tail == 0;
-        if (n_rows[k] > 0) {
-            st = orion_llm_eval_embeddings(llm, images[k], n_rows[k], at, image_last ? logits : NULL, false);
-            if (st != ORION_OK) break;
-            for (int32_t i = 0; seq && i < n_rows[k] && n_seq + i < seq_max; i++) seq[n_seq + i] = -1;
-            at += n_rows[k];
-            n_seq += n_rows[k];
-        }
-        text = tags[k] + strlen(IMAGE_TAG);
-    }
-    if (st == ORION_OK) *n_past = at;
+    orion__free(pos_seq);
     return st;
 }
