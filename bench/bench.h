@@ -34,6 +34,15 @@ void  bench_free(void *p);
 /* Parses a whole decimal integer in [lo, hi]; false otherwise. */
 bool bench_parse_int(const char *s, long lo, long hi, int *out);
 
+/* The positional argument of `orion bench NAME` (the model): true when `a`
+ * is taken as *model. false (the caller prints its usage) for a second
+ * positional argument, or an option nobody recognized (said on stderr,
+ * naming `name`). */
+bool bench_take_model(const char *name, const char *a, const char **model);
+
+/* --threads as given, or (0) the CPUs, at most BENCH_MAX_THREADS. */
+int bench_threads(int threads);
+
 /* Median of v[0..n) (sorts v in place); 0 when n <= 0. */
 double bench_median(double *v, int n);
 

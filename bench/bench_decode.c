@@ -474,17 +474,12 @@ int orion_cli_bench_decode(int argc, char **argv) {
             int s;
             if (!bench_parse_int(argv[++i], 0, INT_MAX, &s)) return usage();
             o.seed = (uint64_t)s;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "orion bench decode: unknown option or missing value: '%s'\n", a);
-            return usage();
-        } else if (!o.model) {
-            o.model = a;
-        } else {
+        } else if (!bench_take_model("decode", a, &o.model)) {
             return usage();
         }
     }
     if (!o.model) return usage();
-    if (o.threads == 0) o.threads = orion_cpu_count() < BENCH_MAX_THREADS ? orion_cpu_count() : BENCH_MAX_THREADS;
+    o.threads = bench_threads(o.threads);
 
     int rc = 1;
     orion_side s = {0};

@@ -251,17 +251,12 @@ int orion_cli_bench_embed(int argc, char **argv) {
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage();
             return 0;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "orion bench embed: unknown option or missing value: '%s'\n", a);
-            return usage();
-        } else if (!o.model) {
-            o.model = a;
-        } else {
+        } else if (!bench_take_model("embed", a, &o.model)) {
             return usage();
         }
     }
     if (!o.model) return usage();
-    if (o.threads == 0) o.threads = orion_cpu_count() < BENCH_MAX_THREADS ? orion_cpu_count() : BENCH_MAX_THREADS;
+    o.threads = bench_threads(o.threads);
 
     int rc = 1;
     orion_embedder *e = NULL;

@@ -354,6 +354,22 @@ bool bench_parse_int(const char *s, long lo, long hi, int *out) {
     return true;
 }
 
+bool bench_take_model(const char *name, const char *a, const char **model) {
+    if (a[0] == '-' && a[1]) {
+        fprintf(stderr, "orion bench %s: unknown option or missing value: '%s'\n", name, a);
+        return false;
+    }
+    if (*model) return false;
+    *model = a;
+    return true;
+}
+
+int bench_threads(int threads) {
+    if (threads > 0) return threads;
+    const int n = orion_cpu_count();
+    return n < BENCH_MAX_THREADS ? n : BENCH_MAX_THREADS;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
