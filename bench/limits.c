@@ -24,7 +24,6 @@
 
 #include "core/core.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -343,40 +342,4 @@ void bench_fma_peak(orion_threadpool *pool, double seconds_per_rep, int reps, be
     out->chains = FMA_CHAINS;
     out->kind = t.simd ? "avx2+fma 256-bit" : "scalar mul+add";
     out->gflops = best > 0.0 ? flops_per_iter * (double)t.iters * nth / best / 1e9 : 0.0;
-}
-
-bool bench_parse_int(const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
-bool bench_take_model(const char *name, const char *a, const char **model) {
-    if (a[0] == '-' && a[1]) {
-        fprintf(stderr, "orion bench %s: unknown option or missing value: '%s'\n", name, a);
-        return false;
-    }
-    if (*model) return false;
-    *model = a;
-    return true;
-}
-
-int bench_threads(int threads) {
-    if (threads > 0) return threads;
-    const int n = orion_cpu_count();
-    return n < BENCH_MAX_THREADS ? n : BENCH_MAX_THREADS;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double bench_median(double *v, int n) {
-    if (n <= 0) return 0.0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }

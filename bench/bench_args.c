@@ -1,0 +1,48 @@
+/*
+ * bench_args.c — what every `orion bench` command does with its arguments
+ * and repetitions: integers in a range, the positional model, the default
+ * thread count, medians. (limits.c holds the machine's measured limits.)
+ */
+#include "bench.h"
+
+#include "core/core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+bool bench_parse_int(const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = (int)v;
+    return true;
+}
+
+bool bench_take_model(const char *name, const char *a, const char **model) {
+    if (a[0] == '-' && a[1]) {
+        fprintf(stderr, "orion bench %s: unknown option or missing value: '%s'\n", name, a);
+        return false;
+    }
+    if (*model) return false;
+    *model = a;
+    return true;
+}
+
+int bench_threads(int threads) {
+    if (threads > 0) return threads;
+    const int n = orion_cpu_count();
+    return n < BENCH_MAX_THREADS ? n : BENCH_MAX_THREADS;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, int n) {
+    if (n <= 0) return 0.0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
