@@ -20,7 +20,7 @@
 /* Most threads a benchmark may use (per-thread sinks are sized by it). */
 #define BENCH_MAX_THREADS 256
 
-/* ---- small helpers (limits.c) --------------------------------------------- */
+/* ---- small helpers (limits.c: clock, buffers, caches; bench_args.c: arguments, medians) */
 
 /* Monotonic clock (CLOCK_MONOTONIC) in seconds. */
 double bench_now(void);
