@@ -65,11 +65,6 @@ static void path_in(char *buf, size_t n, const char *name) {
     snprintf(buf, n, "%s/%s", work_dir, name);
 }
 
-static const char *path_in_buf(char *buf, size_t n, const char *name) {
-    path_in(buf, n, name);
-    return buf;
-}
-
 /* Reads a whole file from the work dir; *n gets its size. NULL if missing. */
 static void *slurp(const char *name, size_t *n) {
     char path[512];
@@ -323,7 +318,8 @@ static void test_projector_vitl(void **state) {
     orion_image_free(img);
     orion_clip_free(clip);
     check_no_leak(mem0);
-    unlink(path_in_buf(path, sizeof path, "vitl.gguf")); /* 1.2 GB: not kept until teardown */
+    path_in(path, sizeof path, "vitl.gguf");
+    unlink(path); /* 1.2 GB: not kept until teardown */
     free(pix);
     free(ref);
 }
