@@ -20,53 +20,6 @@
 
 #define IMAGE_TAG "<image>"
 
-static orion_status eval_text(orion_llm *llm, const char *text, size_t len, bool bos, int32_t *pos, float *logits,
-                              int32_t *text_tokens, int32_t n_text_max, int32_t *n_text) {
-    if (len == 0 && !bos) return ORION_OK;
-    const int32_t cap = (int32_t)ORION_MIN(len + 8, (size_t)1 << 28);
-    int32_t *toks = orion__malloc(sizeof(int32_t) * (size_t)cap);
-    if (!toks) return orion__fail(ORION_ERR_NOMEM, "llava: out of memory for %d tokens", cap);
-    int32_t n = 0;
-    orion_status st = orion_llm_tokenize_special(llm, text, len, bos, toks, cap, &n);
-    if (st == ORION_OK) st = orion_llm_eval(llm, toks, n, *pos, logits, false);
-    if (st == ORION_OK) {
-        for (int32_t i = 0; text_tokens && i < n && *n_text < n_text_max; i++) text_tokens[(*n_text)++] = toks[i];
-        *pos += n;
-    }
-    orion__free(toks);
-    return st;
-}
-
-orion_status orion_llava_eval_prompt(orion_llm *llm, const char *prompt, const float *image_emb, int32_t n_image,
-                                     int32_t pos, float *logits, int32_t *n_past, int32_t *text_tokens,
-                                     int32_t n_text_max, int32_t *n_text) {
-    if (!llm || !prompt || (!image_emb && n_image > 0) || n_image < 0 || pos < 0 || !n_past ||
-        (text_tokens && (!n_text || n_text_max < 0)))
-        return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_prompt: bad arguments");
-    int32_t dummy = 0;
-    if (!n_text) n_text = &dummy;
-    *n_text = 0;
-    const char *tag = strstr(prompt, IMAGE_TAG);
-    const size_t len = strlen(prompt);
-    const size_t before = tag ? (size_t)(tag - prompt) : 0;
-    const char *after = tag ? tag + strlen(IMAGE_TAG) : prompt;
-    const size_t after_len = len - (size_t)(after - prompt);
-    int32_t p = pos;
-    orion_status st = eval_text(llm, prompt, before, pos == 0, &p, after_len ? NULL : logits, text_tokens, n_text_max,
-                                n_text);
-    if (st != ORION_OK) return st;
-    if (n_image > 0) {
-        if ((st = orion_llm_eval_embeddings(llm, image_emb, n_image, p, after_len ? NULL : logits, false)) != ORION_OK)
-            return st;
-        p += n_image;
-    }
-    if (after_len && (st = eval_text(llm, after, after_len, false, &p, logits, text_tokens, n_text_max, n_text)) !=
-                         ORION_OK)
-        return st;
-    *n_past = p;
-    return ORION_OK;
-}
-
 orion_status orion_llava_positions(const orion_llm *llm, const char *prompt, bool add_bos, int32_t n_images,
                                    const int32_t *n_rows, int32_t *seq, int32_t cap, int32_t *n_seq) {
     if (!llm || !prompt || n_images < 0 || (n_images > 0 && !n_rows) || !seq || cap < 0 || !n_seq)
@@ -124,6 +77,52 @@ orion_status orion_llava_eval_positions(orion_llm *llm, const int32_t *seq, int3
     return ORION_OK;
 }
 
+/* Positions of the prompt from pos (allocated: *seq, freed by the caller),
+ * then all of them evaluated. */
+static orion_status eval_all(orion_llm *llm, const char *prompt, bool add_bos, const float *const *images,
+                             const int32_t *n_rows, int32_t n_images, int32_t pos, float *logits, int32_t **seq,
+                             int32_t *n) {
+    orion_llm_info in;
+    orion_llm_get_info(llm, &in);
+    const int32_t cap = in.n_ctx > pos ? in.n_ctx - pos : 0;
+    *n = 0;
+    if (!(*seq = orion__malloc(sizeof(int32_t) * (size_t)ORION_MAX(cap, 1))))
+        return orion__fail(ORION_ERR_NOMEM, "llava: out of memory for %d positions", cap);
+    orion_status st = orion_llava_positions(llm, prompt, add_bos && pos == 0, n_images, n_rows, *seq, cap, n);
+    if (st == ORION_OK) st = orion_llava_eval_positions(llm, *seq, 0, *n, pos, images, logits);
+    return st;
+}
+
+orion_status orion_llava_eval_prompt(orion_llm *llm, const char *prompt, const float *image_emb, int32_t n_image,
+                                     int32_t pos, float *logits, int32_t *n_past, int32_t *text_tokens,
+                                     int32_t n_text_max, int32_t *n_text) {
+    if (!llm || !prompt || (!image_emb && n_image > 0) || n_image < 0 || pos < 0 || !n_past ||
+        (text_tokens && (!n_text || n_text_max < 0)))
+        return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_prompt: bad arguments");
+    /* without "<image>" the image comes first */
+    char *tagged = NULL;
+    if (!strstr(prompt, IMAGE_TAG)) {
+        const size_t len = strlen(prompt);
+        if (!(tagged = orion__malloc(len + sizeof IMAGE_TAG)))
+            return orion__fail(ORION_ERR_NOMEM, "orion_llava_eval_prompt: out of memory");
+        memcpy(tagged, IMAGE_TAG, sizeof IMAGE_TAG - 1);
+        memcpy(tagged + sizeof IMAGE_TAG - 1, prompt, len + 1);
+    }
+    const float *images[1] = {image_emb}; /* read only where rows are (n_image > 0) */
+    int32_t *seq = NULL, n = 0;
+    orion_status st = eval_all(llm, tagged ? tagged : prompt, true, images, &n_image, 1, pos, logits, &seq, &n);
+    if (st == ORION_OK) {
+        int32_t nt = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (seq[i] >= 0 && text_tokens && nt < n_text_max) text_tokens[nt++] = seq[i];
+        if (n_text) *n_text = nt;
+        *n_past = pos + n;
+    }
+    orion__free(seq);
+    orion__free(tagged);
+    return st;
+}
+
 orion_status orion_llava_eval_images(orion_llm *llm, const char *prompt, bool add_bos, const float *const *images,
                                      const int32_t *n_rows, int32_t n_images, int32_t pos, float *logits,
                                      int32_t *n_past, int32_t *seq, int32_t seq_max) {
@@ -134,17 +133,12 @@ orion_status orion_llava_eval_images(orion_llm *llm, const char *prompt, bool ad
         return orion__fail(ORION_ERR_LIMIT, "orion_llava_eval_images: %d images (at most 64)", n_images);
     for (int32_t k = 0; k < n_images; k++)
         if (!images[k]) return orion__fail(ORION_ERR_INVALID_ARG, "orion_llava_eval_images: image %d has no rows", k);
-    orion_llm_info in;
-    orion_llm_get_info(llm, &in);
-    const int32_t cap = in.n_ctx > pos ? in.n_ctx - pos : 0;
-    int32_t *pos_seq = orion__malloc(sizeof(int32_t) * (size_t)ORION_MAX(cap, 1)), n = 0;
-    if (!pos_seq) return orion__fail(ORION_ERR_NOMEM, "orion_llava_eval_images: out of memory");
-    orion_status st = orion_llava_positions(llm, prompt, add_bos && pos == 0, n_images, n_rows, pos_seq, cap, &n);
-    if (st == ORION_OK) st = orion_llava_eval_positions(llm, pos_seq, 0, n, pos, images, logits);
+    int32_t *all = NULL, n = 0;
+    orion_status st = eval_all(llm, prompt, add_bos, images, n_rows, n_images, pos, logits, &all, &n);
     if (st == ORION_OK) {
-        for (int32_t i = 0; seq && i < n && i < seq_max; i++) seq[i] = pos_seq[i] >= 0 ? pos_seq[i] : -1;
+        for (int32_t i = 0; seq && i < n && i < seq_max; i++) seq[i] = all[i] >= 0 ? all[i] : -1;
         *n_past = pos + n;
     }
-    orion__free(pos_seq);
+    orion__free(all);
     return st;
 }
