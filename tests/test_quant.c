@@ -322,6 +322,8 @@ static void test_type_traits(void **state) {
             assert_non_null(tables[k]->quantize_row[ALL_TYPES[i]]);
             assert_non_null(tables[k]->dequantize_row[ALL_TYPES[i]]);
             assert_non_null(tables[k]->dot_f32[ALL_TYPES[i]]);
+            assert_non_null(tables[k]->rows_dot[ALL_TYPES[i]]);
+            assert_non_null(tables[k]->rows_axpy[ALL_TYPES[i]]);
         }
     }
 }
@@ -795,6 +797,84 @@ static void test_dot_f32(void **state) {
     free(w);
 }
 
+/* rows_dot and rows_axpy (attention over a cache): rows at a stride wider
+ * than a row, awkward row lengths and counts, against double precision:
+ * rows_dot within dot_f32's bound (n roundings of sum |w x|) per row,
+ * rows_axpy within n_rows + 1 roundings of the sum of absolute terms of
+ * y + sum a[i] * row_i. */
+static void test_rows_attention(void **state) {
+    (void)state;
+    const orion_kernels *tables[2] = {orion__kernels_ref(), orion__kernels_simd()};
+    static const int64_t float_lens[] = {1, 7, 8, 40, 64, 72, 128, 200};
+    static const int64_t block_lens[] = {32, 64, 128, 256};
+    static const int64_t counts[] = {1, 2, 5, 33, 300};
+    const int64_t max_n = 256, max_rows = 300;
+    test_rng r = {0xa77};
+    float *src = xmalloc(sizeof(float) * (size_t)max_n), *x = xmalloc(sizeof(float) * (size_t)max_n);
+    float *deq = xmalloc(sizeof(float) * (size_t)(max_n * max_rows)), *a = xmalloc(sizeof(float) * (size_t)max_rows);
+    float *y = xmalloc(sizeof(float) * (size_t)max_n), *y0 = xmalloc(sizeof(float) * (size_t)max_n);
+    float *out = xmalloc(sizeof(float) * (size_t)max_rows);
+    unsigned char *rows = xmalloc((size_t)max_rows * ((size_t)max_n * 4 + 8));
+    double worst = 0.0;
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const orion_type t = ALL_TYPES[ti];
+        const int64_t *lens = is_quant(t) ? block_lens : float_lens;
+        const int n_lens = is_quant(t) ? 4 : 8;
+        for (int li = 0; li < n_lens; li++) {
+            const int64_t n = lens[li];
+            const size_t stride = orion_type_row_bytes(t, n) + 8;
+            for (int ci = 0; ci < 5; ci++) {
+                const int64_t n_rows = counts[ci];
+                for (int64_t i = 0; i < n_rows; i++) {
+                    test_fill_normal(&r, src, n, 1.0f);
+                    tables[0]->quantize_row[t](src, rows + (size_t)i * stride, n);
+                    tables[0]->dequantize_row[t](rows + (size_t)i * stride, deq + i * n, n);
+                }
+                test_fill_normal(&r, x, n, 1.0f);
+                test_fill_normal(&r, a, n_rows, 0.5f);
+                test_fill_normal(&r, y0, n, 1.0f);
+                for (int k = 0; k < 2; k++) {
+                    const orion_kernels *tab = tables[k];
+                    if (!tab) continue;
+                    tab->rows_dot[t](n_rows, rows, stride, n, x, out);
+                    for (int64_t i = 0; i < n_rows; i++) {
+                        double e, mag;
+                        exact_dot(deq + i * n, x, n, &e, &mag);
+                        const double bound = (double)n * FLT_EPSILON * mag + 1e-30;
+                        if (!(fabs(out[i] - e) <= bound))
+                            fail_msg("%s rows_dot %s n=%lld row %lld: %.9g vs %.9g (bound %.3g)", tab->name,
+                                     orion_type_name(t), (long long)n, (long long)i, (double)out[i], e, bound);
+                    }
+                    memcpy(y, y0, sizeof(float) * (size_t)n);
+                    tab->rows_axpy[t](n_rows, rows, stride, n, a, y);
+                    for (int64_t j = 0; j < n; j++) {
+                        double e = y0[j], mag = fabs(y0[j]);
+                        for (int64_t i = 0; i < n_rows; i++) {
+                            e += (double)a[i] * (double)deq[i * n + j];
+                            mag += fabs((double)a[i] * (double)deq[i * n + j]);
+                        }
+                        const double bound = (double)(n_rows + 1) * FLT_EPSILON * mag + 1e-30;
+                        if (!(fabs(y[j] - e) <= bound))
+                            fail_msg("%s rows_axpy %s n=%lld rows=%lld j=%lld: %.9g vs %.9g (bound %.3g)", tab->name,
+                                     orion_type_name(t), (long long)n, (long long)n_rows, (long long)j, (double)y[j],
+                                     e, bound);
+                        worst = fmax(worst, fabs(y[j] - e) / bound);
+                    }
+                }
+            }
+        }
+    }
+    print_message("rows_axpy: worst error / ((rows + 1) eps sum|terms|): %.3g\n", worst);
+    free(src);
+    free(x);
+    free(deq);
+    free(a);
+    free(y);
+    free(y0);
+    free(out);
+    free(rows);
+}
+
 /* ---- quantize -> dequantize error bounds ------------------------------------------------ */
 
 static void check_roundtrip_block(orion_type t, const float *x, const void *blk, const float *y, int64_t blk_index) {
@@ -1124,6 +1204,7 @@ int main(void) {
         cmocka_unit_test(test_simd_quantize_matches_ref),
         cmocka_unit_test(test_simd_dequantize_matches_ref),
         cmocka_unit_test(test_dot_f32),
+        cmocka_unit_test(test_rows_attention),
         cmocka_unit_test(test_roundtrip_error_bounds),
         cmocka_unit_test(test_calibrated_never_worse),
         cmocka_unit_test(test_calibrated_rmse),

@@ -111,11 +111,13 @@ const orion_type_traits *orion__type_traits(int type);
 typedef void  (*orion_quantize_row_fn)(const float *x, void *y, int64_t n);
 typedef void  (*orion_dequantize_row_fn)(const void *x, float *y, int64_t n);
 typedef float (*orion_dot_f32_fn)(int64_t n, const void *w, const float *x);
+typedef void  (*orion_rows_dot_fn)(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *x,
+                                   float *out);
+typedef void  (*orion_rows_axpy_fn)(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *a,
+                                    float *y);
 typedef float (*orion_dot_q8a_fn)(int64_t n, const void *w, const orion_block_q8a *x);
 typedef void  (*orion_dot_q8a_rows_fn)(int64_t n, const void *w, size_t row_bytes, int n_rows,
                                        const orion_block_q8a *x, float *out);
-
-#define ORION_DOT_ROWS_MAX 4 /* most rows one dot_q8a_rows call computes */
 
 typedef struct orion_kernels {
     const char *name; /* "ref", "avx2" */
@@ -128,6 +130,14 @@ typedef struct orion_kernels {
     orion_dequantize_row_fn dequantize_row[ORION_TYPE_COUNT];
     /* Dot product of one weight row (any type) with n f32 activations. */
     orion_dot_f32_fn        dot_f32[ORION_TYPE_COUNT];
+    /* Attention over cached rows of n values (row i at rows + i * stride
+     * bytes; n a multiple of 32 for the block types):
+     *   rows_dot:  out[i] = dot_f32(n, row i, x) for i < n_rows (within
+     *              dot_f32's bound);
+     *   rows_axpy: y[j] += sum over i < n_rows of a[i] * row_i[j], rows in
+     *              order (the weighted sum of values). */
+    orion_rows_dot_fn       rows_dot[ORION_TYPE_COUNT];
+    orion_rows_axpy_fn      rows_axpy[ORION_TYPE_COUNT];
 
     /* == activation int8 section (dot_q8a_ref.c, x86/dot_q8a_avx2.c) ======= */
     /* Quantize n f32 activations (n % 32 == 0) into n/32 q8a blocks. */
@@ -136,8 +146,9 @@ typedef struct orion_kernels {
      * quantized types (q8_0, q4_0, q4_1), NULL for float types. */
     orion_dot_q8a_fn        dot_q8a[ORION_TYPE_COUNT];
     /* out[r] = dot_q8a of weight row r (at w + r*row_bytes) with x, for
-     * r < n_rows, 1 <= n_rows <= ORION_DOT_ROWS_MAX: several rows per pass
-     * share the activation loads. Same bound as dot_q8a. May be NULL (then
+     * r < n_rows (any n_rows >= 1): a thread's whole range of rows in one
+     * call, so a kernel can prepare the activation side once and choose its
+     * own order over the rows. Same bound as dot_q8a. May be NULL (then
      * matmul.c calls dot_q8a per row). */
     orion_dot_q8a_rows_fn   dot_q8a_rows[ORION_TYPE_COUNT];
 

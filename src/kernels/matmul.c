@@ -6,13 +6,13 @@
  *
  *  - Matrix-vector (n_batch <= MV_MAX_BATCH, or no GEMM tiles in the table).
  *    Quantized W: x is quantized once to q8a on the calling thread; each
- *    thread then takes a contiguous range of output rows (mv_task) and
- *    computes, per group of ORION_DOT_ROWS_MAX rows,
- *    dot_q8a_rows with each batch row (dot_q8a per row when the table has
- *    no dot_q8a_rows), so weights are read from memory once and reused
- *    from L1 for the other batch rows (the dot_q8a_rows kernel prefetches
- *    the next group of rows itself). Float W: a fixed range of rows per
- *    thread, with dot_f32.
+ *    thread then takes a contiguous range of output rows (mv_task). With
+ *    one batch row, the range is one dot_q8a_rows call (the kernel picks
+ *    its order and prefetching); with more, groups of MV_BATCH_ROWS rows
+ *    are each run with every batch row, so weights are read from memory
+ *    once and reused from L1 (dot_q8a per row when the table has no
+ *    dot_q8a_rows). Float W: a fixed range of rows per thread, with
+ *    dot_f32.
  *
  *  - Float GEMM (f32, f16, bf16 W). Phase 1 (split by batch groups): pack
  *    x batch-minor, [n_in][16] floats per group of 16 rows. Phase 2 (split
@@ -86,6 +86,8 @@
 #include <string.h>
 
 #define MV_PREFETCH_ROWS 2 /* matrix-vector: prefetch the weight row this far ahead */
+#define MV_BATCH_ROWS    8 /* matrix-vector, n_batch > 1: rows per dot_q8a_rows call (in L1) */
+#define MV_MAX_ROWS_PER_CALL (1 << 20) /* matrix-vector, n_batch == 1 */
 #define MV_MAX_BATCH 3    /* up to this many batch rows: matrix-vector path */
 #define KC_F         512  /* float GEMM: k chunk */
 #define MC_F         128  /* float GEMM: batch chunk (multiple of ORION_GEMM_F_NB) */
@@ -259,13 +261,22 @@ static void mv_q_range(const orion_kernels *k, orion_type wtype, const void *w, 
     const orion_dot_q8a_fn dot = k->dot_q8a[wtype];
     const orion_dot_q8a_rows_fn rows = k->dot_q8a_rows[wtype];
     const int64_t n_blocks = n_in / ORION_QK;
+    if (rows && n_batch == 1) {
+        /* the whole range in one call (in pieces that fit an int): the
+         * kernel streams it */
+        for (int64_t o = o0; o < o1; o += MV_MAX_ROWS_PER_CALL) {
+            const int nr = (int)ORION_MIN((int64_t)MV_MAX_ROWS_PER_CALL, o1 - o);
+            rows(n_in, (const char *)w + (size_t)o * rb, rb, nr, xq, y + o);
+        }
+        return;
+    }
     if (rows) {
-        /* groups of ORION_DOT_ROWS_MAX rows; the kernel prefetches the next
-         * group as it goes */
-        for (int64_t o = o0; o < o1; o += ORION_DOT_ROWS_MAX) {
-            const int nr = (int)ORION_MIN((int64_t)ORION_DOT_ROWS_MAX, o1 - o);
+        /* groups of MV_BATCH_ROWS rows, each with every batch row while
+         * the group is in L1 */
+        for (int64_t o = o0; o < o1; o += MV_BATCH_ROWS) {
+            const int nr = (int)ORION_MIN((int64_t)MV_BATCH_ROWS, o1 - o);
             const char *grp = (const char *)w + (size_t)o * rb;
-            float out[ORION_DOT_ROWS_MAX];
+            float out[MV_BATCH_ROWS];
             for (int64_t b = 0; b < n_batch; b++) {
                 rows(n_in, grp, rb, nr, xq + b * n_blocks, out);
                 for (int r = 0; r < nr; r++) y[b * n_out + o + r] = out[r];

@@ -257,6 +257,35 @@ static float dot_f32_q4_1(int64_t n, const void *w, const float *x) {
     return sum;
 }
 
+/* ---- rows of a cache (attention) ------------------------------------------ */
+
+/* rows_dot is dot_f32 per row; rows_axpy dequantizes 32 values at a time
+ * (one block of the block types) and accumulates a[i] * v in row order. */
+#define ROWS_KERNELS(TYPE, NAME)                                                                             \
+    static void rows_dot_##NAME(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *x,   \
+                                float *out) {                                                                 \
+        for (int64_t i = 0; i < n_rows; i++) out[i] = dot_f32_##NAME(n, (const char *)rows + i * stride, x); \
+    }                                                                                                         \
+    static void rows_axpy_##NAME(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *a,  \
+                                 float *y) {                                                                  \
+        float v[32];                                                                                          \
+        for (int64_t i = 0; i < n_rows; i++) {                                                                \
+            const char *row = (const char *)rows + i * stride;                                                \
+            for (int64_t j0 = 0; j0 < n; j0 += 32) {                                                          \
+                const int64_t c = n - j0 < 32 ? n - j0 : 32;                                                  \
+                dequantize_row_##NAME(row + orion_type_row_bytes(TYPE, j0), v, c);                            \
+                for (int64_t j = 0; j < c; j++) y[j0 + j] += a[i] * v[j];                                     \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+
+ROWS_KERNELS(ORION_TYPE_F32, f32)
+ROWS_KERNELS(ORION_TYPE_F16, f16)
+ROWS_KERNELS(ORION_TYPE_BF16, bf16)
+ROWS_KERNELS(ORION_TYPE_Q8_0, q8_0)
+ROWS_KERNELS(ORION_TYPE_Q4_0, q4_0)
+ROWS_KERNELS(ORION_TYPE_Q4_1, q4_1)
+
 /* ---- registration --------------------------------------------------------- */
 
 void orion__register_quant_ref(orion_kernels *k) {
@@ -280,4 +309,18 @@ void orion__register_quant_ref(orion_kernels *k) {
     k->dot_f32[ORION_TYPE_Q8_0] = dot_f32_q8_0;
     k->dot_f32[ORION_TYPE_Q4_0] = dot_f32_q4_0;
     k->dot_f32[ORION_TYPE_Q4_1] = dot_f32_q4_1;
+
+    k->rows_dot[ORION_TYPE_F32] = rows_dot_f32;
+    k->rows_dot[ORION_TYPE_F16] = rows_dot_f16;
+    k->rows_dot[ORION_TYPE_BF16] = rows_dot_bf16;
+    k->rows_dot[ORION_TYPE_Q8_0] = rows_dot_q8_0;
+    k->rows_dot[ORION_TYPE_Q4_0] = rows_dot_q4_0;
+    k->rows_dot[ORION_TYPE_Q4_1] = rows_dot_q4_1;
+
+    k->rows_axpy[ORION_TYPE_F32] = rows_axpy_f32;
+    k->rows_axpy[ORION_TYPE_F16] = rows_axpy_f16;
+    k->rows_axpy[ORION_TYPE_BF16] = rows_axpy_bf16;
+    k->rows_axpy[ORION_TYPE_Q8_0] = rows_axpy_q8_0;
+    k->rows_axpy[ORION_TYPE_Q4_0] = rows_axpy_q4_0;
+    k->rows_axpy[ORION_TYPE_Q4_1] = rows_axpy_q4_1;
 }

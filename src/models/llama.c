@@ -444,7 +444,7 @@ typedef struct attn_task {
     int          layer, n_tokens, pos;
     const float *q;      /* (B, n_head*hd) */
     float       *out;    /* (B, n_head*hd) */
-    float       *work;   /* per thread: n_ctx scores + hd floats */
+    float       *work;   /* per thread: n_ctx scores */
     size_t       work_stride;
 } attn_task;
 
@@ -454,10 +454,8 @@ static void attention(void *arg, int ith, int nth) {
     const orion_llm_info *in = &m->info;
     const orion_kernels *k = orion__kernels();
     const int hd = in->head_dim, group = in->n_head / in->n_head_kv;
-    const size_t KD = (size_t)in->n_head_kv * (size_t)hd;
     const float scale = 1.0f / sqrtf((float)hd);
     float *scores = t->work + (size_t)ith * t->work_stride;
-    float *vrow = scores + in->n_ctx;
     const uint8_t *K = m->kv_k + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
     const uint8_t *V = m->kv_v + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
     const size_t hb = m->kv_head_bytes;
@@ -470,26 +468,14 @@ static void attention(void *arg, int ith, int nth) {
         const float *q = t->q + (size_t)b * in->n_head * hd + (size_t)h * hd;
         float *o = t->out + (size_t)b * in->n_head * hd + (size_t)h * hd;
         int n = p - start + 1;
-        for (int i = 0; i < n; i++) {
-            const uint8_t *kr = K + (size_t)(start + i) * m->kv_row_bytes + (size_t)kvh * hb;
-            scores[i] = k->dot_f32[m->kv_type](hd, kr, q) * scale;
-        }
+        const uint8_t *K0 = K + (size_t)start * m->kv_row_bytes + (size_t)kvh * hb;
+        const uint8_t *V0 = V + (size_t)start * m->kv_row_bytes + (size_t)kvh * hb;
+        k->rows_dot[m->kv_type](n, K0, m->kv_row_bytes, hd, q, scores);
+        k->scale(scores, scale, scores, n);
         k->softmax(scores, n);
         memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int i = 0; i < n; i++) {
-            const uint8_t *vr = V + (size_t)(start + i) * m->kv_row_bytes + (size_t)kvh * hb;
-            const float *vf;
-            if (m->kv_type == ORION_TYPE_F32) {
-                vf = (const float *)vr;
-            } else {
-                k->dequantize_row[m->kv_type](vr, vrow, hd);
-                vf = vrow;
-            }
-            const float pw = scores[i];
-            for (int d = 0; d < hd; d++) o[d] += pw * vf[d];
-        }
+        k->rows_axpy[m->kv_type](n, V0, m->kv_row_bytes, hd, scores, o);
     }
-    (void)KD;
 }
 
 static void store_kv(orion_llm *m, uint8_t *cache, int layer_i, int pos, const float *row) {
@@ -514,7 +500,7 @@ static orion_status eval_batch(orion_llm *m, const int32_t *tokens, const float 
 #define TAKE(n) (float *)orion_arena_alloc(a, sizeof(float) * (size_t)(n), 64)
     float *x = TAKE(B * E), *xb = TAKE(B * E), *q = TAKE(B * QD), *kk = TAKE(B * KD), *vv = TAKE(B * KD);
     float *att = TAKE(B * QD), *tmp = TAKE(B * E), *g = TAKE(B * F), *u = TAKE(B * F);
-    size_t work_stride = ((size_t)in->n_ctx + (size_t)in->head_dim + 15) & ~(size_t)15;
+    size_t work_stride = ((size_t)in->n_ctx + 15) & ~(size_t)15;
     float *work = TAKE(work_stride * (size_t)nth);
 #undef TAKE
     orion_status st = ORION_OK;
