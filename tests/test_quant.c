@@ -798,22 +798,25 @@ static void test_dot_f32(void **state) {
 }
 
 /* rows_dot and rows_axpy (attention over a cache): rows at a stride wider
- * than a row, awkward row lengths and counts, against double precision:
- * rows_dot within dot_f32's bound (n roundings of sum |w x|) per row,
- * rows_axpy within n_rows + 1 roundings of the sum of absolute terms of
- * y + sum a[i] * row_i. */
+ * than a row, awkward row lengths, row counts and query counts, against
+ * double precision: rows_dot within dot_f32's bound (n roundings of
+ * sum |w x|) per row and query, rows_axpy within n_rows + 1 roundings of the
+ * sum of absolute terms of y + sum a[j][i] * row_i. */
 static void test_rows_attention(void **state) {
     (void)state;
     const orion_kernels *tables[2] = {orion__kernels_ref(), orion__kernels_simd()};
     static const int64_t float_lens[] = {1, 7, 8, 40, 64, 72, 128, 200};
     static const int64_t block_lens[] = {32, 64, 128, 256};
     static const int64_t counts[] = {1, 2, 5, 33, 300};
+    static const int queries[] = {1, 2, 3, 4, 5, 8, 11};
+    enum { N_COUNTS = 5, N_QUERIES = 7, MAX_Q = 11 };
     const int64_t max_n = 256, max_rows = 300;
     test_rng r = {0xa77};
-    float *src = xmalloc(sizeof(float) * (size_t)max_n), *x = xmalloc(sizeof(float) * (size_t)max_n);
-    float *deq = xmalloc(sizeof(float) * (size_t)(max_n * max_rows)), *a = xmalloc(sizeof(float) * (size_t)max_rows);
-    float *y = xmalloc(sizeof(float) * (size_t)max_n), *y0 = xmalloc(sizeof(float) * (size_t)max_n);
-    float *out = xmalloc(sizeof(float) * (size_t)max_rows);
+    float *src = xmalloc(sizeof(float) * (size_t)max_n), *x = xmalloc(sizeof(float) * (size_t)(max_n * MAX_Q));
+    float *deq = xmalloc(sizeof(float) * (size_t)(max_n * max_rows));
+    float *a = xmalloc(sizeof(float) * (size_t)(max_rows * MAX_Q));
+    float *y = xmalloc(sizeof(float) * (size_t)(max_n * MAX_Q)), *y0 = xmalloc(sizeof(float) * (size_t)(max_n * MAX_Q));
+    float *out = xmalloc(sizeof(float) * (size_t)(max_rows * MAX_Q));
     unsigned char *rows = xmalloc((size_t)max_rows * ((size_t)max_n * 4 + 8));
     double worst = 0.0;
     for (int ti = 0; ti < N_TYPES; ti++) {
@@ -823,43 +826,48 @@ static void test_rows_attention(void **state) {
         for (int li = 0; li < n_lens; li++) {
             const int64_t n = lens[li];
             const size_t stride = orion_type_row_bytes(t, n) + 8;
-            for (int ci = 0; ci < 5; ci++) {
+            for (int ci = 0; ci < N_COUNTS; ci++) {
                 const int64_t n_rows = counts[ci];
+                const int n_x = queries[(li + ci) % N_QUERIES];
                 for (int64_t i = 0; i < n_rows; i++) {
                     test_fill_normal(&r, src, n, 1.0f);
                     tables[0]->quantize_row[t](src, rows + (size_t)i * stride, n);
                     tables[0]->dequantize_row[t](rows + (size_t)i * stride, deq + i * n, n);
                 }
-                test_fill_normal(&r, x, n, 1.0f);
-                test_fill_normal(&r, a, n_rows, 0.5f);
-                test_fill_normal(&r, y0, n, 1.0f);
+                test_fill_normal(&r, x, n * n_x, 1.0f);
+                test_fill_normal(&r, a, n_rows * n_x, 0.5f);
+                test_fill_normal(&r, y0, n * n_x, 1.0f);
                 for (int k = 0; k < 2; k++) {
                     const orion_kernels *tab = tables[k];
                     if (!tab) continue;
-                    tab->rows_dot[t](n_rows, rows, stride, n, x, out);
-                    for (int64_t i = 0; i < n_rows; i++) {
-                        double e, mag;
-                        exact_dot(deq + i * n, x, n, &e, &mag);
-                        const double bound = (double)n * FLT_EPSILON * mag + 1e-30;
-                        if (!(fabs(out[i] - e) <= bound))
-                            fail_msg("%s rows_dot %s n=%lld row %lld: %.9g vs %.9g (bound %.3g)", tab->name,
-                                     orion_type_name(t), (long long)n, (long long)i, (double)out[i], e, bound);
-                    }
-                    memcpy(y, y0, sizeof(float) * (size_t)n);
-                    tab->rows_axpy[t](n_rows, rows, stride, n, a, y);
-                    for (int64_t j = 0; j < n; j++) {
-                        double e = y0[j], mag = fabs(y0[j]);
+                    tab->rows_dot[t](n_rows, rows, stride, n, x, n_x, out);
+                    for (int j = 0; j < n_x; j++)
                         for (int64_t i = 0; i < n_rows; i++) {
-                            e += (double)a[i] * (double)deq[i * n + j];
-                            mag += fabs((double)a[i] * (double)deq[i * n + j]);
+                            double e, mag;
+                            exact_dot(deq + i * n, x + j * n, n, &e, &mag);
+                            const double bound = (double)n * FLT_EPSILON * mag + 1e-30;
+                            if (!(fabs(out[j * n_rows + i] - e) <= bound))
+                                fail_msg("%s rows_dot %s n=%lld query %d/%d row %lld: %.9g vs %.9g (bound %.3g)",
+                                         tab->name, orion_type_name(t), (long long)n, j, n_x, (long long)i,
+                                         (double)out[j * n_rows + i], e, bound);
                         }
-                        const double bound = (double)(n_rows + 1) * FLT_EPSILON * mag + 1e-30;
-                        if (!(fabs(y[j] - e) <= bound))
-                            fail_msg("%s rows_axpy %s n=%lld rows=%lld j=%lld: %.9g vs %.9g (bound %.3g)", tab->name,
-                                     orion_type_name(t), (long long)n, (long long)n_rows, (long long)j, (double)y[j],
-                                     e, bound);
-                        worst = fmax(worst, fabs(y[j] - e) / bound);
-                    }
+                    memcpy(y, y0, sizeof(float) * (size_t)(n * n_x));
+                    tab->rows_axpy[t](n_rows, rows, stride, n, a, n_x, y);
+                    for (int j = 0; j < n_x; j++)
+                        for (int64_t d = 0; d < n; d++) {
+                            double e = y0[j * n + d], mag = fabs(y0[j * n + d]);
+                            for (int64_t i = 0; i < n_rows; i++) {
+                                const double term = (double)a[j * n_rows + i] * (double)deq[i * n + d];
+                                e += term;
+                                mag += fabs(term);
+                            }
+                            const double bound = (double)(n_rows + 1) * FLT_EPSILON * mag + 1e-30;
+                            if (!(fabs(y[j * n + d] - e) <= bound))
+                                fail_msg("%s rows_axpy %s n=%lld rows=%lld query %d/%d d=%lld: %.9g vs %.9g (bound %.3g)",
+                                         tab->name, orion_type_name(t), (long long)n, (long long)n_rows, j, n_x,
+                                         (long long)d, (double)y[j * n + d], e, bound);
+                            worst = fmax(worst, fabs(y[j * n + d] - e) / bound);
+                        }
                 }
             }
         }

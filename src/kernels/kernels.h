@@ -112,9 +112,9 @@ typedef void  (*orion_quantize_row_fn)(const float *x, void *y, int64_t n);
 typedef void  (*orion_dequantize_row_fn)(const void *x, float *y, int64_t n);
 typedef float (*orion_dot_f32_fn)(int64_t n, const void *w, const float *x);
 typedef void  (*orion_rows_dot_fn)(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *x,
-                                   float *out);
+                                   int n_x, float *out);
 typedef void  (*orion_rows_axpy_fn)(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *a,
-                                    float *y);
+                                    int n_x, float *y);
 typedef float (*orion_dot_q8a_fn)(int64_t n, const void *w, const orion_block_q8a *x);
 typedef void  (*orion_dot_q8a_rows_fn)(int64_t n, const void *w, size_t row_bytes, int n_rows,
                                        const orion_block_q8a *x, float *out);
@@ -131,11 +131,14 @@ typedef struct orion_kernels {
     /* Dot product of one weight row (any type) with n f32 activations. */
     orion_dot_f32_fn        dot_f32[ORION_TYPE_COUNT];
     /* Attention over cached rows of n values (row i at rows + i * stride
-     * bytes; n a multiple of 32 for the block types):
-     *   rows_dot:  out[i] = dot_f32(n, row i, x) for i < n_rows (within
+     * bytes; n a multiple of 32 for the block types) for n_x queries that
+     * share them (the query heads of one KV head), query j's vector at
+     * x + j * n:
+     *   rows_dot:  out[j * n_rows + i] = dot_f32(n, row i, x_j) (within
      *              dot_f32's bound);
-     *   rows_axpy: y[j] += sum over i < n_rows of a[i] * row_i[j], rows in
-     *              order (the weighted sum of values). */
+     *   rows_axpy: y_j[d] += sum over i < n_rows of a[j * n_rows + i] *
+     *              row_i[d], rows in order, y_j at y + j * n (the weighted
+     *              sums of values). */
     orion_rows_dot_fn       rows_dot[ORION_TYPE_COUNT];
     orion_rows_axpy_fn      rows_axpy[ORION_TYPE_COUNT];
 

@@ -259,24 +259,28 @@ static float dot_f32_q4_1(int64_t n, const void *w, const float *x) {
 
 /* ---- rows of a cache (attention) ------------------------------------------ */
 
-/* rows_dot is dot_f32 per row; rows_axpy dequantizes 32 values at a time
- * (one block of the block types) and accumulates a[i] * v in row order. */
+/* rows_dot is dot_f32 per row and query; rows_axpy dequantizes 32 values at
+ * a time (one block of the block types) and accumulates a[j][i] * v in row
+ * order, one query after another. */
 #define ROWS_KERNELS(TYPE, NAME)                                                                             \
     static void rows_dot_##NAME(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *x,   \
-                                float *out) {                                                                 \
-        for (int64_t i = 0; i < n_rows; i++) out[i] = dot_f32_##NAME(n, (const char *)rows + i * stride, x); \
+                                int n_x, float *out) {                                                        \
+        for (int j = 0; j < n_x; j++)                                                                         \
+            for (int64_t i = 0; i < n_rows; i++)                                                              \
+                out[j * n_rows + i] = dot_f32_##NAME(n, (const char *)rows + i * stride, x + j * n);          \
     }                                                                                                         \
     static void rows_axpy_##NAME(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *a,  \
-                                 float *y) {                                                                  \
+                                 int n_x, float *y) {                                                         \
         float v[32];                                                                                          \
-        for (int64_t i = 0; i < n_rows; i++) {                                                                \
-            const char *row = (const char *)rows + i * stride;                                                \
-            for (int64_t j0 = 0; j0 < n; j0 += 32) {                                                          \
-                const int64_t c = n - j0 < 32 ? n - j0 : 32;                                                  \
-                dequantize_row_##NAME(row + orion_type_row_bytes(TYPE, j0), v, c);                            \
-                for (int64_t j = 0; j < c; j++) y[j0 + j] += a[i] * v[j];                                     \
+        for (int j = 0; j < n_x; j++)                                                                         \
+            for (int64_t i = 0; i < n_rows; i++) {                                                            \
+                const char *row = (const char *)rows + i * stride;                                            \
+                for (int64_t d0 = 0; d0 < n; d0 += 32) {                                                      \
+                    const int64_t c = n - d0 < 32 ? n - d0 : 32;                                              \
+                    dequantize_row_##NAME(row + orion_type_row_bytes(TYPE, d0), v, c);                        \
+                    for (int64_t d = 0; d < c; d++) y[j * n + d0 + d] += a[j * n_rows + i] * v[d];            \
+                }                                                                                             \
             }                                                                                                 \
-        }                                                                                                     \
     }
 
 ROWS_KERNELS(ORION_TYPE_F32, f32)

@@ -285,7 +285,10 @@ static size_t scratch_size(const orion_llm *m, int n_threads) {
     const orion_llm_info *in = &m->info;
     const size_t B = (size_t)m->n_batch, E = (size_t)in->n_embd, F = (size_t)in->n_ff;
     const size_t QD = (size_t)in->n_head * (size_t)in->head_dim, KD = (size_t)in->n_head_kv * (size_t)in->head_dim;
-    size_t floats = B * (3 * E + QD + 2 * KD + QD + 2 * F) + (size_t)n_threads * ((size_t)in->n_ctx + 2 * 64 + (size_t)in->head_dim) + (size_t)in->n_vocab + E;
+    const size_t group = (size_t)(in->n_head / in->n_head_kv); /* most attention scores per thread: group x n_ctx */
+    size_t floats = B * (3 * E + QD + 2 * KD + QD + 2 * F) +
+                    (size_t)n_threads * (group * (size_t)in->n_ctx + 2 * 64 + (size_t)in->head_dim) +
+                    (size_t)in->n_vocab + E;
     size_t mm = 0;
     for (int l = 0; l < in->n_layer; l++) {
         const layer *L = &m->layers[l];
@@ -442,39 +445,55 @@ static void rope(const orion_llm *m, float *v, int n_head, int pos) {
 typedef struct attn_task {
     orion_llm   *m;
     int          layer, n_tokens, pos;
+    int          heads_per_job; /* query heads of one KV head per job (all of them, or a split) */
     const float *q;      /* (B, n_head*hd) */
     float       *out;    /* (B, n_head*hd) */
-    float       *work;   /* per thread: n_ctx scores */
+    float       *work;   /* per thread: heads_per_job x n_ctx scores */
     size_t       work_stride;
 } attn_task;
+
+/* Jobs are (position, KV head, part of its query heads): the heads that
+ * share a KV head go through rows_dot / rows_axpy together, so each cached
+ * row is converted once for all of them. A KV head's query heads are split
+ * over several jobs only when there would be fewer than two jobs per
+ * thread (few KV heads, one position). */
+static int attn_heads_per_job(const orion_llm_info *in, int n_tokens, int nth) {
+    const int group = in->n_head / in->n_head_kv, groups = n_tokens * in->n_head_kv;
+    int splits = (2 * nth + groups - 1) / groups;
+    splits = splits < 1 ? 1 : splits > group ? group : splits;
+    return (group + splits - 1) / splits;
+}
 
 static void attention(void *arg, int ith, int nth) {
     attn_task *t = arg;
     orion_llm *m = t->m;
     const orion_llm_info *in = &m->info;
     const orion_kernels *k = orion__kernels();
-    const int hd = in->head_dim, group = in->n_head / in->n_head_kv;
+    const int hd = in->head_dim, group = in->n_head / in->n_head_kv, per_job = t->heads_per_job;
+    const int splits = (group + per_job - 1) / per_job;
     const float scale = 1.0f / sqrtf((float)hd);
     float *scores = t->work + (size_t)ith * t->work_stride;
     const uint8_t *K = m->kv_k + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
     const uint8_t *V = m->kv_v + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
     const size_t hb = m->kv_head_bytes;
-    const int total = t->n_tokens * in->n_head;
+    const int total = t->n_tokens * in->n_head_kv * splits;
     for (int job = ith; job < total; job += nth) {
-        int b = job / in->n_head, h = job % in->n_head, kvh = h / group;
-        int p = t->pos + b;
+        const int b = job / (in->n_head_kv * splits), rest = job % (in->n_head_kv * splits);
+        const int kvh = rest / splits, h0 = kvh * group + (rest % splits) * per_job;
+        const int nh = ORION_MIN(per_job, kvh * group + group - h0);
+        const int p = t->pos + b;
         int start = 0;
         if (in->sliding_window > 0 && p - in->sliding_window + 1 > 0) start = p - in->sliding_window + 1;
-        const float *q = t->q + (size_t)b * in->n_head * hd + (size_t)h * hd;
-        float *o = t->out + (size_t)b * in->n_head * hd + (size_t)h * hd;
-        int n = p - start + 1;
+        const int n = p - start + 1;
+        const float *q = t->q + (size_t)b * in->n_head * hd + (size_t)h0 * hd;
+        float *o = t->out + (size_t)b * in->n_head * hd + (size_t)h0 * hd;
         const uint8_t *K0 = K + (size_t)start * m->kv_row_bytes + (size_t)kvh * hb;
         const uint8_t *V0 = V + (size_t)start * m->kv_row_bytes + (size_t)kvh * hb;
-        k->rows_dot[m->kv_type](n, K0, m->kv_row_bytes, hd, q, scores);
-        k->scale(scores, scale, scores, n);
-        k->softmax(scores, n);
-        memset(o, 0, sizeof(float) * (size_t)hd);
-        k->rows_axpy[m->kv_type](n, V0, m->kv_row_bytes, hd, scores, o);
+        k->rows_dot[m->kv_type](n, K0, m->kv_row_bytes, hd, q, nh, scores);
+        k->scale(scores, scale, scores, (int64_t)nh * n);
+        for (int j = 0; j < nh; j++) k->softmax(scores + (size_t)j * n, n);
+        memset(o, 0, sizeof(float) * (size_t)nh * (size_t)hd);
+        k->rows_axpy[m->kv_type](n, V0, m->kv_row_bytes, hd, scores, nh, o);
     }
 }
 
@@ -500,7 +519,8 @@ static orion_status eval_batch(orion_llm *m, const int32_t *tokens, const float 
 #define TAKE(n) (float *)orion_arena_alloc(a, sizeof(float) * (size_t)(n), 64)
     float *x = TAKE(B * E), *xb = TAKE(B * E), *q = TAKE(B * QD), *kk = TAKE(B * KD), *vv = TAKE(B * KD);
     float *att = TAKE(B * QD), *tmp = TAKE(B * E), *g = TAKE(B * F), *u = TAKE(B * F);
-    size_t work_stride = ((size_t)in->n_ctx + 15) & ~(size_t)15;
+    const int heads_per_job = attn_heads_per_job(in, B, nth);
+    size_t work_stride = ((size_t)heads_per_job * (size_t)in->n_ctx + 15) & ~(size_t)15;
     float *work = TAKE(work_stride * (size_t)nth);
 #undef TAKE
     orion_status st = ORION_OK;
@@ -524,7 +544,7 @@ static orion_status eval_batch(orion_llm *m, const int32_t *tokens, const float 
             store_kv(m, m->kv_k, l, pos + b, kk + b * KD);
             store_kv(m, m->kv_v, l, pos + b, vv + b * KD);
         }
-        attn_task t = {m, l, B, pos, q, att, work, work_stride};
+        attn_task t = {m, l, B, pos, heads_per_job, q, att, work, work_stride};
         /* waking the pool costs microseconds: small attention runs here */
         double attn_flops = 4.0 * B * in->n_head * (double)in->head_dim * (pos + B);
         if (attn_flops < 256e3) attention(&t, 0, 1);
