@@ -6,6 +6,8 @@
  *     read bandwidth, FMA peak, peak heap and every matrix-vector and GEMM
  *     figure are positive numbers;
  *   - an unknown flag exits 2 with nothing on stdout;
+ *   - `bench matvec` on the tiny decoder shape prints one JSON object whose
+ *     pair ratios are positive and ordered, and bad options exit 2;
  *   - `bench vision` on a tiny synthetic mmproj (`orion synth --arch clip
  *     --shape test-tiny`) prints one JSON object whose times, GFLOP/s,
  *     peak, bytes and RSS are positive and consistent with each other
@@ -319,8 +321,48 @@ static void test_json_validator(void **state) {
     assert_false(json_is_object("[1]"));
 }
 
+/* `bench matvec` on the tiny shape: valid JSON whose ratios are positive and
+ * ordered (p25 <= median <= p75 <= best) and whose rates are positive; bad
+ * options and an unknown shape or type are usage errors. */
+static void test_matvec_json(void **state) {
+    (void)state;
+    if (!getenv("ORION_BIN")) skip();
+    int code = -1;
+    char *out = run_orion("bench matvec --shape test-tiny --pairs 5 --threads 2 --json", &code);
+    assert_non_null(out);
+    if (code != 0) fprintf(stderr, "orion exited %d; stdout:\n%s\n", code, out);
+    assert_int_equal(code, 0);
+    assert_true(json_is_object(out));
+    const double p25 = json_get(out, "ratio_p25"), med = json_get(out, "ratio_median");
+    const double p75 = json_get(out, "ratio_p75"), best = json_get(out, "ratio_best");
+    assert_true(p25 > 0 && p25 <= med && med <= p75 && p75 <= best);
+    assert_true(json_get(out, "matvec_gbs_median") > 0 && json_get(out, "read_gbs_median") > 0);
+    assert_true(json_get(out, "pairs") == 5 && json_get(out, "threads") == 2 && json_get(out, "layers") == 2);
+    assert_non_null(strstr(out, "\"type\": \"q4_0\""));
+    free(out);
+
+    out = run_orion("bench matvec --shape test-tiny --type q8_0 --pairs 2 --json", &code);
+    assert_non_null(out);
+    assert_int_equal(code, 0);
+    assert_non_null(strstr(out, "\"type\": \"q8_0\""));
+    free(out);
+
+    const char *bad[] = {"bench matvec --bogus 2>/dev/null", "bench matvec --shape nope 2>/dev/null",
+                         "bench matvec --type q5_9 2>/dev/null", "bench matvec --pairs 0 2>/dev/null",
+                         "bench matvec --pairs 2>/dev/null"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        out = run_orion(bad[i], &code);
+        assert_non_null(out);
+        if (code != 2) fprintf(stderr, "%s: exit %d\n", bad[i], code);
+        assert_int_equal(code, 2);
+        assert_string_equal(out, "");
+        free(out);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matvec_json),
         cmocka_unit_test(test_json_validator),
         cmocka_unit_test(test_bad_flag),
         cmocka_unit_test(test_quick_json),

@@ -201,7 +201,8 @@ static float dot_q8a_q4_1_avx2(int64_t n, const void *w, const orion_block_q8a *
  * Interleaving 4 rows (to share the activation loads, as the kernels did
  * before) ran at ~79% of a plain read of the same bytes on Zen 3 even with
  * the arithmetic taken out, one row at a time at ~93% (medians of 30 paired
- * runs over a TinyLlama layer stack). So the activation
+ * runs over a TinyLlama layer stack, as `orion bench matvec` measures it).
+ * So the activation
  * side of each pair (rearranged to match the nibble order, the -8 offset's
  * maddubs(8, a), and [d_a x4, d_a' x4]) is prepared once per call for up to
  * PAIR_CHUNK pairs (a 32 KiB stack buffer, read from L1/L2 as memory
