@@ -805,12 +805,12 @@ static void test_dot_f32(void **state) {
 static void test_rows_attention(void **state) {
     (void)state;
     const orion_kernels *tables[2] = {orion__kernels_ref(), orion__kernels_simd()};
-    static const int64_t float_lens[] = {1, 7, 8, 40, 64, 72, 128, 200};
+    static const int64_t float_lens[] = {1, 7, 8, 40, 64, 72, 128, 200, 4104}; /* 4104: past the AVX2 tile */
     static const int64_t block_lens[] = {32, 64, 128, 256};
     static const int64_t counts[] = {1, 2, 5, 33, 300};
     static const int queries[] = {1, 2, 3, 4, 5, 8, 11};
     enum { N_COUNTS = 5, N_QUERIES = 7, MAX_Q = 11 };
-    const int64_t max_n = 256, max_rows = 300;
+    const int64_t max_n = 4104, max_rows = 300;
     test_rng r = {0xa77};
     float *src = xmalloc(sizeof(float) * (size_t)max_n), *x = xmalloc(sizeof(float) * (size_t)(max_n * MAX_Q));
     float *deq = xmalloc(sizeof(float) * (size_t)(max_n * max_rows));
@@ -822,7 +822,7 @@ static void test_rows_attention(void **state) {
     for (int ti = 0; ti < N_TYPES; ti++) {
         const orion_type t = ALL_TYPES[ti];
         const int64_t *lens = is_quant(t) ? block_lens : float_lens;
-        const int n_lens = is_quant(t) ? 4 : 8;
+        const int n_lens = is_quant(t) ? 4 : 9;
         for (int li = 0; li < n_lens; li++) {
             const int64_t n = lens[li];
             const size_t stride = orion_type_row_bytes(t, n) + 8;
