@@ -167,8 +167,11 @@ static float dot_f32_f16(int64_t n, const void *w, const float *x) {
 
 static float dot_f32_f32(int64_t n, const void *w, const float *x);
 
+/* A loop of nothing but _mm_prefetch is dead code to GCC 12 (the builtin
+ * has no side effects), which deleted it once inlined: the prefetch is an
+ * asm statement. */
 static inline void prefetch_row(const char *row, size_t n_bytes) {
-    for (size_t off = 0; off < n_bytes; off += 64) _mm_prefetch(row + off, _MM_HINT_T0);
+    for (size_t off = 0; off < n_bytes; off += 64) __asm__ __volatile__("prefetcht0 %0" : : "m"(row[off]));
 }
 
 /* Rows a tile holds for rows of n values: 1..TILE_ROWS, 0 when one row
@@ -255,52 +258,64 @@ static void tile_axpy(const float *tile, int64_t m, int64_t n, const float *a, f
     }
 }
 
+/* One query over one tile: rows [i0, i0 + m) of n_rows, query j; in and
+ * out are the kernel's (x and out for rows_dot, a and y for rows_axpy). */
+typedef void (*tile_query_fn)(const float *tile, int64_t m, int64_t n, int64_t n_rows, int64_t i0, int j,
+                              const float *in, float *out);
+
+static inline void dot_query(const float *tile, int64_t m, int64_t n, int64_t n_rows, int64_t i0, int j,
+                             const float *x, float *out) {
+    tile_dot(tile, m, n, x + j * n, out + j * n_rows + i0);
+}
+
+static inline void axpy_query(const float *tile, int64_t m, int64_t n, int64_t n_rows, int64_t i0, int j,
+                              const float *a, float *y) {
+    tile_axpy(tile, m, n, a + j * n_rows + i0, y + j * n);
+}
+
+/* The tile loop both kernels share (rows of n values that fit a tile). */
+static inline __attribute__((always_inline)) void over_tiles(int64_t n_rows, const char *rows, size_t stride,
+                                                             int64_t n, int n_x, tile_query_fn fn,
+                                                             const float *in, float *out) {
+    const int64_t per_tile = tile_rows_for(n);
+    float tile[TILE_FLOATS];
+    for (int64_t i = 0; i < per_tile && i < n_rows; i++) prefetch_row(rows + i * (int64_t)stride, 2 * (size_t)n);
+    for (int64_t i0 = 0; i0 < n_rows; i0 += per_tile) {
+        const int64_t m = n_rows - i0 < per_tile ? n_rows - i0 : per_tile;
+        load_tile_f16(rows, stride, n, i0, m, tile);
+        for (int j = 0; j < n_x; j++) {
+            prefetch_next_tile(rows, stride, n, n_rows, i0, m, j, n_x);
+            fn(tile, m, n, n_rows, i0, j, in, out);
+        }
+    }
+}
+
 static void rows_dot_f16(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *x, int n_x,
                          float *out) {
     const char *base = rows;
-    const int64_t per_tile = tile_rows_for(n);
-    if (per_tile == 0) {
-        for (int64_t i = 0; i < n_rows; i++)
-            for (int j = 0; j < n_x; j++) out[j * n_rows + i] = dot_f32_f16(n, base + i * (int64_t)stride, x + j * n);
+    if (tile_rows_for(n) > 0) {
+        over_tiles(n_rows, base, stride, n, n_x, dot_query, x, out);
         return;
     }
-    float tile[TILE_FLOATS];
-    for (int64_t i = 0; i < per_tile && i < n_rows; i++) prefetch_row(base + i * (int64_t)stride, 2 * (size_t)n);
-    for (int64_t i0 = 0; i0 < n_rows; i0 += per_tile) {
-        const int64_t m = n_rows - i0 < per_tile ? n_rows - i0 : per_tile;
-        load_tile_f16(base, stride, n, i0, m, tile);
-        for (int j = 0; j < n_x; j++) {
-            prefetch_next_tile(base, stride, n, n_rows, i0, m, j, n_x);
-            tile_dot(tile, m, n, x + j * n, out + j * n_rows + i0);
-        }
-    }
+    for (int64_t i = 0; i < n_rows; i++)
+        for (int j = 0; j < n_x; j++) out[j * n_rows + i] = dot_f32_f16(n, base + i * (int64_t)stride, x + j * n);
 }
 
 static void rows_axpy_f16(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *a, int n_x,
                           float *y) {
     const char *base = rows;
-    const int64_t per_tile = tile_rows_for(n);
-    if (per_tile == 0) {
-        float buf[8];
-        for (int j = 0; j < n_x; j++)
-            for (int64_t i = 0; i < n_rows; i++)
-                for (int64_t d = 0; d < n; d += 8) {
-                    const int64_t c = n - d < 8 ? n - d : 8;
-                    dequantize_row_f16(base + i * (int64_t)stride + 2 * d, buf, c);
-                    for (int64_t e = 0; e < c; e++) y[j * n + d + e] += a[j * n_rows + i] * buf[e];
-                }
+    if (tile_rows_for(n) > 0) {
+        over_tiles(n_rows, base, stride, n, n_x, axpy_query, a, y);
         return;
     }
-    float tile[TILE_FLOATS];
-    for (int64_t i = 0; i < per_tile && i < n_rows; i++) prefetch_row(base + i * (int64_t)stride, 2 * (size_t)n);
-    for (int64_t i0 = 0; i0 < n_rows; i0 += per_tile) {
-        const int64_t m = n_rows - i0 < per_tile ? n_rows - i0 : per_tile;
-        load_tile_f16(base, stride, n, i0, m, tile);
-        for (int j = 0; j < n_x; j++) {
-            prefetch_next_tile(base, stride, n, n_rows, i0, m, j, n_x);
-            tile_axpy(tile, m, n, a + j * n_rows + i0, y + j * n);
-        }
-    }
+    float buf[8];
+    for (int j = 0; j < n_x; j++)
+        for (int64_t i = 0; i < n_rows; i++)
+            for (int64_t d = 0; d < n; d += 8) {
+                const int64_t c = n - d < 8 ? n - d : 8;
+                dequantize_row_f16(base + i * (int64_t)stride + 2 * d, buf, c);
+                for (int64_t e = 0; e < c; e++) y[j * n + d + e] += a[j * n_rows + i] * buf[e];
+            }
 }
 
 /* ---- bf16 ---------------------------------------------------------------- */
