@@ -85,7 +85,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#define MV_PREFETCH_ROWS 2 /* matrix-vector: prefetch the weight row this far ahead */
+/* matrix-vector: the weight row this far ahead is requested before each dot
+ * product (with the quantized dots close to compute-bound, the hardware
+ * prefetcher alone left the DRAM stream about 15% short on Zen 3) */
+#define MV_PREFETCH_ROWS 2
 #define MV_BATCH_ROWS    8 /* matrix-vector, n_batch > 1: rows per dot_q8a_rows call (in L1) */
 #define MV_MAX_ROWS_PER_CALL (1 << 20) /* matrix-vector, n_batch == 1 */
 #define MV_MAX_BATCH 3    /* up to this many batch rows: matrix-vector path */
@@ -248,13 +251,6 @@ static bool next_panel(const mm_task *t, int64_t o, int64_t mo, int64_t j0, int6
 
 /* ---- matrix-vector -------------------------------------------------------- */
 
-/* Requests a weight row a few rows ahead of the dot products: with the
- * quantized dots close to compute-bound, the hardware prefetcher alone left
- * the DRAM stream about 15% short on Zen 3. */
-static void prefetch_row(const char *p, size_t bytes) {
-    for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 0, 3);
-}
-
 /* Rows [o0, o1) of y = W x for n_batch quantized activation rows xq. */
 static void mv_q_range(const orion_kernels *k, orion_type wtype, const void *w, size_t rb, int64_t n_in,
                        int64_t n_out, int64_t n_batch, const orion_block_q8a *xq, float *y, int64_t o0, int64_t o1) {
@@ -286,7 +282,7 @@ static void mv_q_range(const orion_kernels *k, orion_type wtype, const void *w, 
     }
     for (int64_t o = o0; o < o1; o++) {
         const void *row = (const char *)w + (size_t)o * rb;
-        if (o + MV_PREFETCH_ROWS < o1) prefetch_row((const char *)row + MV_PREFETCH_ROWS * rb, rb);
+        if (o + MV_PREFETCH_ROWS < o1) orion__prefetch_lines((const char *)row + MV_PREFETCH_ROWS * rb, rb);
         for (int64_t b = 0; b < n_batch; b++) y[b * n_out + o] = dot(n_in, row, xq + b * n_blocks);
     }
 }
@@ -352,7 +348,7 @@ static void task_mv_f(void *arg, int ith, int nth) {
     split_rows(t->n_out, 16, ith, nth, &o0, &o1);
     for (int64_t o = o0; o < o1; o++) {
         const void *row = (const char *)t->w + (size_t)o * t->row_bytes;
-        if (o + MV_PREFETCH_ROWS < o1) prefetch_row((const char *)row + MV_PREFETCH_ROWS * t->row_bytes, t->row_bytes);
+        if (o + MV_PREFETCH_ROWS < o1) orion__prefetch_lines((const char *)row + MV_PREFETCH_ROWS * t->row_bytes, t->row_bytes);
         for (int64_t b = 0; b < t->n_batch; b++)
             t->y[b * t->n_out + o] = dot(t->n_in, row, t->x + b * t->n_in);
     }

@@ -167,13 +167,6 @@ static float dot_f32_f16(int64_t n, const void *w, const float *x) {
 
 static float dot_f32_f32(int64_t n, const void *w, const float *x);
 
-/* A loop of nothing but _mm_prefetch is dead code to GCC 12 (the builtin
- * has no side effects), which deleted it once inlined: the prefetch is an
- * asm statement. */
-static inline void prefetch_row(const char *row, size_t n_bytes) {
-    for (size_t off = 0; off < n_bytes; off += 64) __asm__ __volatile__("prefetcht0 %0" : : "m"(row[off]));
-}
-
 /* Rows a tile holds for rows of n values: 1..TILE_ROWS, 0 when one row
  * does not fit. */
 static inline int64_t tile_rows_for(int64_t n) {
@@ -193,7 +186,7 @@ static inline void prefetch_next_tile(const char *rows, size_t stride, int64_t n
                                       int64_t m, int j, int n_x) {
     const int64_t lo = i0 + m + m * j / n_x, hi0 = i0 + m + m * (j + 1) / n_x;
     const int64_t hi = hi0 < n_rows ? hi0 : n_rows;
-    for (int64_t i = lo; i < hi; i++) prefetch_row(rows + i * (int64_t)stride, 2 * (size_t)n);
+    for (int64_t i = lo; i < hi; i++) orion__prefetch_lines(rows + i * (int64_t)stride, 2 * (size_t)n);
 }
 
 /* [sum(a0), ..., sum(a7)] */
@@ -279,7 +272,7 @@ static inline __attribute__((always_inline)) void over_tiles(int64_t n_rows, con
                                                              const float *in, float *out) {
     const int64_t per_tile = tile_rows_for(n);
     float tile[TILE_FLOATS];
-    for (int64_t i = 0; i < per_tile && i < n_rows; i++) prefetch_row(rows + i * (int64_t)stride, 2 * (size_t)n);
+    for (int64_t i = 0; i < per_tile && i < n_rows; i++) orion__prefetch_lines(rows + i * (int64_t)stride, 2 * (size_t)n);
     for (int64_t i0 = 0; i0 < n_rows; i0 += per_tile) {
         const int64_t m = n_rows - i0 < per_tile ? n_rows - i0 : per_tile;
         load_tile_f16(rows, stride, n, i0, m, tile);
