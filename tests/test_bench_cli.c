@@ -8,6 +8,9 @@
  *   - an unknown flag exits 2 with nothing on stdout;
  *   - `bench matvec` on the tiny decoder shape prints one JSON object whose
  *     pair ratios are positive and ordered, and bad options exit 2;
+ *   - `bench attention` on the tiny decoder shape prints one JSON object
+ *     whose times and rates are positive and consistent (KV rate = bytes /
+ *     median time), and bad options exit 2;
  *   - `bench vision` on a tiny synthetic mmproj (`orion synth --arch clip
  *     --shape test-tiny`) prints one JSON object whose times, GFLOP/s,
  *     peak, bytes and RSS are positive and consistent with each other
@@ -19,6 +22,7 @@
 #include "test_util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -360,9 +364,45 @@ static void test_matvec_json(void **state) {
     }
 }
 
+/* `bench attention` on the tiny shape: valid JSON, positive times, the KV
+ * rate and the share of the plain read consistent with the times and the
+ * cache size (2 layers x positions x KV heads x head dim, K and V, f16). */
+static void test_attention_json(void **state) {
+    (void)state;
+    if (!getenv("ORION_BIN")) skip();
+    int code = -1;
+    char *out = run_orion("bench attention --shape test-tiny --positions 100 --pairs 3 --json", &code);
+    assert_non_null(out);
+    if (code != 0) fprintf(stderr, "orion exited %d; stdout:\n%s\n", code, out);
+    assert_int_equal(code, 0);
+    assert_true(json_is_object(out));
+    const double simd = json_get(out, "simd_s"), ref = json_get(out, "ref_s"), rd = json_get(out, "read_s");
+    const double bytes = json_get(out, "kv_bytes");
+    assert_true(simd > 0 && ref > 0 && rd > 0);
+    assert_true(json_get(out, "positions") == 100 && json_get(out, "pairs") == 3);
+    assert_true(bytes > 0 && fmod(bytes, 2.0 * 2 * 100) == 0); /* K and V, f16, 2 layers, 100 positions */
+    assert_true(fabs(json_get(out, "simd_gbs") - bytes / simd / 1e9) <= 1e-3 * (bytes / simd / 1e9) + 1e-3);
+    assert_true(fabs(json_get(out, "speedup_vs_ref") - ref / simd) <= 1e-2 * (ref / simd));
+    const double p25 = json_get(out, "read_share_p25"), p75 = json_get(out, "read_share_p75");
+    assert_true(p25 > 0 && p25 <= p75);
+    free(out);
+
+    const char *bad[] = {"bench attention --bogus 2>/dev/null", "bench attention --shape nope 2>/dev/null",
+                         "bench attention --positions 0 2>/dev/null", "bench attention --pairs 2>/dev/null"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        out = run_orion(bad[i], &code);
+        assert_non_null(out);
+        if (code != 2) fprintf(stderr, "%s: exit %d\n", bad[i], code);
+        assert_int_equal(code, 2);
+        assert_string_equal(out, "");
+        free(out);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matvec_json),
+        cmocka_unit_test(test_attention_json),
         cmocka_unit_test(test_json_validator),
         cmocka_unit_test(test_bad_flag),
         cmocka_unit_test(test_quick_json),

@@ -29,5 +29,6 @@ int orion_cli_ps(int argc, char **argv);             /* tools/cmd_ps.c */
 int orion_cli_top(int argc, char **argv);            /* tools/cmd_top.c */
 int orion_cli_bench_vision(int argc, char **argv);   /* bench/bench_vision.c */
 int orion_cli_bench_matvec(int argc, char **argv);   /* bench/bench_matvec.c */
+int orion_cli_bench_attention(int argc, char **argv); /* bench/bench_attention.c */
 
 #endif

@@ -10,7 +10,7 @@
  *   xb = rmsnorm(x) * attn_norm                      x: (B, n_embd)
  *   q, k, v = Wq xb, Wk xb, Wv xb                    q: (B, n_head*hd), k, v: (B, n_head_kv*hd)
  *   rotate q and k (adjacent pairs, llama.cpp's "normal" rope, freq_base)
- *   append k, v to the cache (f16 by default)        cache: (layer, n_ctx, n_head_kv*hd)
+ *   append k, v to the cache (f16 by default)        cache: (layer, n_head_kv, n_ctx, hd)
  *   per token and head: softmax(q.K / sqrt(hd)) V over the causal (and, for
  *     Mistral, sliding) window; heads share KV heads in groups (GQA/MQA)
  *   x += Wo att
@@ -59,8 +59,9 @@ struct orion_llm {
     int              n_batch;
     orion_type       kv_type;
     size_t           kv_row_bytes;  /* one position of one layer: kv_dim elements */
-    uint8_t         *kv_k, *kv_v;   /* (n_layer, n_ctx, kv_dim) in kv_type */
-    size_t           kv_head_bytes; /* one head's slice of a cache row */
+    uint8_t         *kv_k, *kv_v;   /* (n_layer, n_head_kv, n_ctx, head_dim) in kv_type: a head's
+                                       positions are contiguous, so attention streams them */
+    size_t           kv_head_bytes; /* one position of one KV head: head_dim elements */
     float           *inv_freq;      /* (n_rot / 2) */
     orion_threadpool *pool;
     orion_arena     *arena;
@@ -475,7 +476,7 @@ static void attention(void *arg, int ith, int nth) {
     float *scores = t->work + (size_t)ith * t->work_stride;
     const uint8_t *K = m->kv_k + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
     const uint8_t *V = m->kv_v + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
-    const size_t hb = m->kv_head_bytes;
+    const size_t hb = m->kv_head_bytes, head_span = (size_t)in->n_ctx * hb;
     const int total = t->n_tokens * in->n_head_kv * splits;
     for (int job = ith; job < total; job += nth) {
         const int b = job / (in->n_head_kv * splits), rest = job % (in->n_head_kv * splits);
@@ -487,22 +488,28 @@ static void attention(void *arg, int ith, int nth) {
         const int n = p - start + 1;
         const float *q = t->q + (size_t)b * in->n_head * hd + (size_t)h0 * hd;
         float *o = t->out + (size_t)b * in->n_head * hd + (size_t)h0 * hd;
-        const uint8_t *K0 = K + (size_t)start * m->kv_row_bytes + (size_t)kvh * hb;
-        const uint8_t *V0 = V + (size_t)start * m->kv_row_bytes + (size_t)kvh * hb;
-        k->rows_dot[m->kv_type](n, K0, m->kv_row_bytes, hd, q, nh, scores);
+        const uint8_t *K0 = K + (size_t)kvh * head_span + (size_t)start * hb;
+        const uint8_t *V0 = V + (size_t)kvh * head_span + (size_t)start * hb;
+        k->rows_dot[m->kv_type](n, K0, hb, hd, q, nh, scores);
         k->scale(scores, scale, scores, (int64_t)nh * n);
         for (int j = 0; j < nh; j++) k->softmax(scores + (size_t)j * n, n);
         memset(o, 0, sizeof(float) * (size_t)nh * (size_t)hd);
-        k->rows_axpy[m->kv_type](n, V0, m->kv_row_bytes, hd, scores, nh, o);
+        k->rows_axpy[m->kv_type](n, V0, hb, hd, scores, nh, o);
     }
 }
 
+/* Stores the K or V row of one position (n_head_kv heads) into each head's
+ * run of positions. */
 static void store_kv(orion_llm *m, uint8_t *cache, int layer_i, int pos, const float *row) {
     const orion_kernels *k = orion__kernels();
-    const size_t KD = (size_t)m->info.n_head_kv * (size_t)m->info.head_dim;
-    uint8_t *dst = cache + ((size_t)layer_i * (size_t)m->info.n_ctx + (size_t)pos) * m->kv_row_bytes;
-    if (m->kv_type == ORION_TYPE_F32) memcpy(dst, row, KD * sizeof(float));
-    else k->quantize_row[m->kv_type](row, dst, (int64_t)KD);
+    const int hd = m->info.head_dim;
+    const size_t hb = m->kv_head_bytes;
+    uint8_t *layer_base = cache + (size_t)layer_i * (size_t)m->info.n_ctx * m->kv_row_bytes;
+    for (int h = 0; h < m->info.n_head_kv; h++) {
+        uint8_t *dst = layer_base + ((size_t)h * (size_t)m->info.n_ctx + (size_t)pos) * hb;
+        if (m->kv_type == ORION_TYPE_F32) memcpy(dst, row + (size_t)h * hd, (size_t)hd * sizeof(float));
+        else k->quantize_row[m->kv_type](row + (size_t)h * hd, dst, hd);
+    }
 }
 
 /* One batch of B positions from pos: the inputs are token ids, or (tokens

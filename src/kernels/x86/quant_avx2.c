@@ -154,13 +154,14 @@ static float dot_f32_f16(int64_t n, const void *w, const float *x) {
  *   rows_axpy: per query, 8 registers of outputs (64 values) over all rows
  *   of the tile, then the next 64; values past a multiple of 8 in scalar code.
  * The cache comes from DRAM (a token's weights stream through the last-level
- * cache in between) at the stride of a whole position's row, which the
- * hardware prefetchers do not follow: while a tile is worked on, the next
- * tile's rows are prefetched, a share before each query.
- * Measured on Zen 3 (8 queries, 64 values, 256 rows, one thread, ns per row,
- * from DRAM / from L2), against converting each row again per 4 queries and
- * no prefetch: rows_dot 135-148 / 46-59 -> 40-43 / 24-28; rows_axpy 50-53 /
- * 17-24 -> 38-41 / 21-23.
+ * cache between two attentions): while a tile is worked on, the tile after
+ * the next is prefetched, a share before each query.
+ * `orion bench attention` (TinyLlama shape, 1024 positions, one thread, ns
+ * per layer and position, Zen 3, the cache laid out by head as orion_llm
+ * does): 310-400 before (each row converted again per 4 queries, no
+ * prefetch), 235-335 with tiles and the prefetch, 360-380 with tiles alone.
+ * With the cache laid out by position (a head's rows a whole position
+ * apart) the kernels before took 700-800 and the tiles 330-400.
  * Rows longer than the tile buffer (no real head is) take a plain path. */
 #define TILE_FLOATS 4096
 #define TILE_ROWS   32
@@ -184,7 +185,7 @@ static void load_tile_f16(const char *rows, size_t stride, int64_t n, int64_t i0
  * do not queue up behind each other). */
 static inline void prefetch_next_tile(const char *rows, size_t stride, int64_t n, int64_t n_rows, int64_t i0,
                                       int64_t m, int j, int n_x) {
-    const int64_t lo = i0 + m + m * j / n_x, hi0 = i0 + m + m * (j + 1) / n_x;
+    const int64_t lo = i0 + 2 * m + m * j / n_x, hi0 = i0 + 2 * m + m * (j + 1) / n_x;
     const int64_t hi = hi0 < n_rows ? hi0 : n_rows;
     for (int64_t i = lo; i < hi; i++) orion__prefetch_lines(rows + i * (int64_t)stride, 2 * (size_t)n);
 }
@@ -272,7 +273,7 @@ static inline __attribute__((always_inline)) void over_tiles(int64_t n_rows, con
                                                              const float *in, float *out) {
     const int64_t per_tile = tile_rows_for(n);
     float tile[TILE_FLOATS];
-    for (int64_t i = 0; i < per_tile && i < n_rows; i++) orion__prefetch_lines(rows + i * (int64_t)stride, 2 * (size_t)n);
+    for (int64_t i = 0; i < 2 * per_tile && i < n_rows; i++) orion__prefetch_lines(rows + i * (int64_t)stride, 2 * (size_t)n);
     for (int64_t i0 = 0; i0 < n_rows; i0 += per_tile) {
         const int64_t m = n_rows - i0 < per_tile ? n_rows - i0 : per_tile;
         load_tile_f16(rows, stride, n, i0, m, tile);
