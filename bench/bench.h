@@ -46,6 +46,10 @@ int bench_threads(int threads);
 /* Median of v[0..n) (sorts v in place); 0 when n <= 0. */
 double bench_median(double *v, int n);
 
+/* The q-th quantile (0..1, nearest rank) of v[0..n) (sorts v in place); 0
+ * when n <= 0. */
+double bench_quantile(double *v, int n, double q);
+
 /* Size of the last-level (L3) cache in bytes, from sysfs, else sysconf;
  * 0 when unknown. */
 size_t bench_l3_bytes(void);

@@ -124,13 +124,6 @@ static void fill_f16(uint8_t *dst, size_t bytes, bench_rng *rng) {
     }
 }
 
-/* q-th quantile of v[0..n) (sorts it). */
-static double quantile(double *v, int n, double q) {
-    bench_median(v, n);
-    int i = (int)(q * (n - 1) + 0.5);
-    return v[i < 0 ? 0 : i >= n ? n - 1 : i];
-}
-
 enum { T_SIMD, T_REF, T_READ, N_T };
 
 int orion_cli_bench_attention(int argc, char **argv) {
@@ -196,7 +189,7 @@ int orion_cli_bench_attention(int argc, char **argv) {
         double *ratio = malloc(sizeof(double) * (size_t)o.pairs);
         if (!ratio) goto done;
         for (int p = 0; p < o.pairs; p++) ratio[p] = t[T_READ][p] / t[T_SIMD][p];
-        p25 = quantile(ratio, o.pairs, 0.25), p75 = quantile(ratio, o.pairs, 0.75);
+        p25 = bench_quantile(ratio, o.pairs, 0.25), p75 = bench_quantile(ratio, o.pairs, 0.75);
         free(ratio);
     }
     for (int i = 0; i < N_T; i++) med[i] = bench_median(t[i], o.pairs);

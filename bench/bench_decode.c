@@ -18,6 +18,16 @@
  * Each rep is prefill then generation; the best rep of each is reported (the
  * machine is shared: the best is the least disturbed), medians beside it.
  *
+ * Interleaved (orion only, after the reps): the prompt again, then
+ * --gen-tokens pairs of one generated token and one plain read
+ * (bench_stream_read) of the weights a token streams, in the file's own
+ * mapping (the same page-cache pages orion_llm reads), in an order that turns
+ * with the pair. Each pair's ratio, the token's bytes per second over the
+ * read's, is generation's share of the limit set by those very pages at that
+ * moment; the median and quartiles over the pairs are printed. The read takes
+ * as long as a token, so a drift of the machine's bandwidth (tens of percent
+ * within minutes on a shared host) moves both sides of a pair alike.
+ *
  * The limit: generating one token must stream every weight the token uses
  * once — all matrices, the output head, one row of the embedding table when
  * the head is untied (the whole table when tied: it is the head) — plus the
@@ -178,6 +188,110 @@ static orion_status orion_rep(orion_side *s, const decode_opts *o, double *prefi
     *prefill_tps = t1 > t0 ? o->prompt / (t1 - t0) : 0.0;
     *gen_tps = t2 > t1 ? o->gen / (t2 - t1) : 0.0;
     return ORION_OK;
+}
+
+/* ---- interleaved: each token against a plain read of the weights it streams ------ */
+
+#define MAX_SPANS 64
+
+/* The tensor data a generated token reads, as runs of adjacent tensors in the
+ * file's mapping: every tensor but an untied token_embd (a token reads one
+ * row of it). The handle keeps the mapping. */
+typedef struct weight_spans {
+    orion_gguf *g;
+    int         n;
+    const char *p[MAX_SPANS];
+    size_t      bytes[MAX_SPANS];
+    size_t      total;
+} weight_spans;
+
+static int cmp_tensor_offset(const void *a, const void *b) {
+    const orion_gguf_tensor *x = *(const orion_gguf_tensor *const *)a, *y = *(const orion_gguf_tensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static bool weight_spans_open(const char *path, weight_spans *ws) {
+    memset(ws, 0, sizeof *ws);
+    if (orion_gguf_open(path, &ws->g) != ORION_OK) return false;
+    const bool untied = orion_gguf_find_tensor(ws->g, "output.weight") != NULL;
+    const int64_t n = orion_gguf_n_tensors(ws->g);
+    const orion_gguf_tensor **t = malloc(sizeof *t * (size_t)(n > 0 ? n : 1));
+    if (!t) return false;
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const orion_gguf_tensor *e = orion_gguf_tensor_at(ws->g, i);
+        if (e && e->n_bytes > 0 && !(untied && strcmp(e->name, "token_embd.weight") == 0)) t[m++] = e;
+    }
+    qsort(t, (size_t)m, sizeof *t, cmp_tensor_offset);
+    const size_t gap = orion_gguf_alignment(ws->g); /* padding between tensors */
+    bool ok = true;
+    for (int64_t i = 0; i < m && ok; i++) {
+        const char *p = t[i]->data;
+        if (ws->n > 0 && p >= ws->p[ws->n - 1] + ws->bytes[ws->n - 1] &&
+            p <= ws->p[ws->n - 1] + ws->bytes[ws->n - 1] + gap) {
+            ws->bytes[ws->n - 1] = (size_t)(p - ws->p[ws->n - 1]) + t[i]->n_bytes;
+        } else if (ws->n < MAX_SPANS) {
+            ws->p[ws->n] = p;
+            ws->bytes[ws->n++] = t[i]->n_bytes;
+        } else {
+            ok = false;
+        }
+    }
+    free(t);
+    for (int i = 0; i < ws->n; i++) ws->total += ws->bytes[i];
+    return ok && ws->total > 0;
+}
+
+static double weight_spans_read(orion_threadpool *pool, const weight_spans *ws) {
+    const double t0 = bench_now();
+    for (int i = 0; i < ws->n; i++) bench_stream_read(pool, ws->p[i], ws->bytes[i]);
+    return bench_now() - t0;
+}
+
+typedef struct interleaved {
+    bool   ran;
+    int    pairs;
+    size_t read_bytes;
+    double median, p25, p75;
+} interleaved;
+
+/* The prompt, then o->gen pairs of (one generated token, one read of the
+ * weight spans), the order turning with the pair. */
+static orion_status run_interleaved(orion_side *s, const decode_opts *o, orion_threadpool *pool,
+                                    const token_bytes *tb, interleaved *out) {
+    memset(out, 0, sizeof *out);
+    weight_spans ws;
+    memset(&ws, 0, sizeof ws);
+    double *ratio = malloc(sizeof(double) * (size_t)o->gen);
+    orion_status st = ORION_OK;
+    if (!ratio || !weight_spans_open(o->model, &ws)) goto done;
+    weight_spans_read(pool, &ws); /* warm-up: page tables */
+    if ((st = orion_llm_eval(s->llm, s->tokens, o->prompt, 0, s->logits, false)) != ORION_OK) goto done;
+    int32_t next = argmax(s->logits, s->info.n_vocab);
+    for (int i = 0; i < o->gen; i++) {
+        double t_tok = 0.0, t_read = 0.0;
+        for (int k = 0; k < 2; k++) {
+            if ((k == 0) == (i % 2 == 0)) {
+                const double t0 = bench_now();
+                if ((st = orion_llm_eval(s->llm, &next, 1, o->prompt + i, s->logits, false)) != ORION_OK) goto done;
+                next = argmax(s->logits, s->info.n_vocab);
+                t_tok = bench_now() - t0;
+            } else {
+                t_read = weight_spans_read(pool, &ws);
+            }
+        }
+        ratio[i] = t_tok > 0 && ws.total > 0 ? (tb->total / t_tok) / ((double)ws.total / t_read) : 0.0;
+    }
+    out->ran = true;
+    out->pairs = o->gen;
+    out->read_bytes = ws.total;
+    out->p25 = bench_quantile(ratio, o->gen, 0.25);
+    out->p75 = bench_quantile(ratio, o->gen, 0.75);
+    out->median = bench_median(ratio, o->gen);
+done:
+    free(ratio);
+    orion_gguf_free(ws.g);
+    return st;
 }
 
 /* ---- llama.cpp co-process ---------------------------------------------------------- */
@@ -391,8 +505,8 @@ static void json_runs(FILE *f, const decode_runs *r, double limit, double bytes_
 }
 
 static void print_json(const decode_opts *o, const orion_llm_info *in, const token_bytes *tb,
-                       const bench_bandwidth *bw, double limit, const decode_runs *me, const decode_runs *peer_runs,
-                       const char *peer_error, const breakdown *bd) {
+                       const bench_bandwidth *bw, double limit, const decode_runs *me, const interleaved *il,
+                       const decode_runs *peer_runs, const char *peer_error, const breakdown *bd) {
     FILE *f = stdout;
     fprintf(f, "{\"model\": ");
     json_string(f, o->model);
@@ -408,6 +522,11 @@ static void print_json(const decode_opts *o, const orion_llm_info *in, const tok
             bw->gbs, bw->bytes, tb->weight_bytes, tb->weights_read, tb->kv_read, tb->avg_ctx, tb->total, limit);
     fprintf(f, " \"orion\": ");
     json_runs(f, me, limit, tb->total);
+    if (il->ran)
+        fprintf(f,
+                ",\n \"orion_interleaved\": {\"pairs\": %d, \"read_bytes\": %zu, \"gen_ratio_median\": %.4f, "
+                "\"gen_ratio_p25\": %.4f, \"gen_ratio_p75\": %.4f}",
+                il->pairs, il->read_bytes, il->median, il->p25, il->p75);
     fprintf(f, ",\n \"llamacpp\": ");
     json_runs(f, peer_runs, limit, tb->total);
     if (peer_error && *peer_error) {
@@ -433,8 +552,8 @@ static void print_row(const char *name, const decode_runs *r, double limit, doub
 }
 
 static void print_table(const decode_opts *o, const orion_llm_info *in, const token_bytes *tb,
-                        const bench_bandwidth *bw, double limit, const decode_runs *me, const decode_runs *peer_runs,
-                        const char *peer_error, const peer *pr, const breakdown *bd) {
+                        const bench_bandwidth *bw, double limit, const decode_runs *me, const interleaved *il,
+                        const decode_runs *peer_runs, const char *peer_error, const peer *pr, const breakdown *bd) {
     printf("model:        %s\n", o->model);
     printf("              %s, %s, %d layers, embd %d, ff %d, heads %d/%d, vocab %d\n", in->arch, tb->wtype,
            in->n_layer, in->n_embd, in->n_ff, in->n_head, in->n_head_kv, in->n_vocab);
@@ -460,6 +579,12 @@ static void print_table(const decode_opts *o, const orion_llm_info *in, const to
     } else if (o->vs_llamacpp) {
         printf("\n  llama.cpp: not measured: %s\n", peer_error);
     }
+    if (il->ran)
+        printf("\n  interleaved: %d generated tokens of orion, each beside a plain read of the %.1f MB of weights\n"
+               "  it streams, in turn: generation at %.1f%% of the read's rate (median; quartiles %.1f%% .. %.1f%%)\n",
+               il->pairs, (double)il->read_bytes / 1e6, 100 * il->median, 100 * il->p25, 100 * il->p75);
+    else
+        printf("\n  interleaved: not measured (%s is not a GGUF file)\n", o->model);
     if (bd->ran) print_breakdown(o, bd, me);
     printf("\n  of limit: best generation / the limit from the best bandwidth of the run; paired: the median\n"
            "  over reps of each rep's generation / the limit from the bandwidth probed right after it\n");
@@ -613,10 +738,17 @@ int orion_cli_bench_decode(int argc, char **argv) {
             fprintf(stderr, "rep %d/%d: orion %.1f / %.2f tokens/s", r + 1, o.reps, me.prefill_tps[r],
                     me.gen_tps[r]);
             if (them.ok) fprintf(stderr, ", llama.cpp %.1f / %.2f", them.prefill_tps[r], them.gen_tps[r]);
-            fprintf(stderr, " (prefill / generation)\n");
+            fprintf(stderr, " (prefill / generation); read %.2f GB/s after orion", me.bw_after[r]);
+            if (them.ok) fprintf(stderr, ", %.2f after llama.cpp", them.bw_after[r]);
+            fprintf(stderr, "\n");
         }
     }
     me.ok = true;
+    interleaved il;
+    if (run_interleaved(&s, &o, pool, &tb, &il) != ORION_OK) {
+        fprintf(stderr, "orion bench decode: %s\n", orion_last_error());
+        goto done;
+    }
     if (them.ok && them.n == 0) them.ok = false;
     if (!them.ok && o.vs_llamacpp && !peer_error[0]) snprintf(peer_error, sizeof peer_error, "no rep completed");
     if (bench_read_bandwidth(pool, bw_bytes, bw_reps, &bw2) == ORION_OK && bw2.gbs > bw.gbs) bw = bw2;
@@ -632,8 +764,8 @@ int orion_cli_bench_decode(int argc, char **argv) {
         if (!bd.ran) fprintf(stderr, "orion bench decode: --breakdown: not a GGUF Llama model, or %s\n",
                              orion_last_error());
     }
-    if (o.json) print_json(&o, &s.info, &tb, &bw, limit, &me, &them, peer_error, &bd);
-    else print_table(&o, &s.info, &tb, &bw, limit, &me, &them, peer_error, &pr, &bd);
+    if (o.json) print_json(&o, &s.info, &tb, &bw, limit, &me, &il, &them, peer_error, &bd);
+    else print_table(&o, &s.info, &tb, &bw, limit, &me, &il, &them, peer_error, &pr, &bd);
     rc = 0;
 done:
     bench_free(probe_buf);

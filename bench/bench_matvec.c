@@ -155,13 +155,6 @@ static orion_status stack_run(const stack *s, orion_threadpool *pool, orion_aren
     return ORION_OK;
 }
 
-/* The q-th quantile (0..1) of v[0..n), sorted in place. */
-static double quantile(double *v, int n, double q) {
-    bench_median(v, n); /* sorts */
-    int i = (int)(q * (n - 1) + 0.5);
-    return v[i < 0 ? 0 : i >= n ? n - 1 : i];
-}
-
 int orion_cli_bench_matvec(int argc, char **argv) {
     matvec_opts o;
     int rc = parse_args(argc, argv, &o);
@@ -229,8 +222,8 @@ int orion_cli_bench_matvec(int argc, char **argv) {
         stack_gbs[p] = (double)s.total / t_stack / 1e9;
         read_gbs[p] = (double)s.total / t_read / 1e9;
     }
-    const double best = quantile(ratio, o.pairs, 1.0), p75 = quantile(ratio, o.pairs, 0.75),
-                 med = quantile(ratio, o.pairs, 0.5), p25 = quantile(ratio, o.pairs, 0.25);
+    const double best = bench_quantile(ratio, o.pairs, 1.0), p75 = bench_quantile(ratio, o.pairs, 0.75),
+                 med = bench_quantile(ratio, o.pairs, 0.5), p25 = bench_quantile(ratio, o.pairs, 0.25);
     const double med_stack = bench_median(stack_gbs, o.pairs), med_read = bench_median(read_gbs, o.pairs);
     if (o.json) {
         printf("{\"shape\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"layers\": %d, \"bytes_per_token\": %zu, "

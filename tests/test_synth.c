@@ -13,7 +13,9 @@
  *   - --dims with a smaller vocabulary, and shapes that must be refused;
  *   - the CLI: `orion synth` writes a file (exit 0) or refuses bad arguments
  *     (exit 2), and `orion bench decode --json` on test-tiny prints one valid
- *     JSON object whose figures are positive. Speed is never asserted.
+ *     JSON object whose figures are positive, with the interleaved pairs'
+ *     quartiles in order over the weights a token reads. Speed is never
+ *     asserted.
  * Needs the Llama 2 tokenizer from ../shared (ORION_SHARED, set by ctest);
  * skipped without it. The CLI tests need ORION_BIN (set by ctest).
  */
@@ -622,6 +624,18 @@ static void test_cli(void **state) {
     }
     assert_true(json_get(&r, "prompt_tokens") == 16);
     assert_true(json_get(&r, "gen_tokens") == 8);
+    /* interleaved: one pair per generated token, quartiles in order, and the
+     * read covers the weights a token streams (all but the untied embedding
+     * table; the padding between tensors is read too) */
+    assert_true(json_get(&r, "orion_interleaved.pairs") == 8);
+    const double p25 = json_get(&r, "orion_interleaved.gen_ratio_p25"),
+                 med = json_get(&r, "orion_interleaved.gen_ratio_median"),
+                 p75 = json_get(&r, "orion_interleaved.gen_ratio_p75");
+    if (!(p25 > 0 && p25 <= med && med <= p75)) fail_msg("interleaved quartiles %g %g %g", p25, med, p75);
+    const double read = json_get(&r, "orion_interleaved.read_bytes");
+    if (!(read >= 0.9 * json_get(&r, "weight_bytes_read_per_token") && read <= json_get(&r, "weight_bytes") + 65536))
+        fail_msg("interleaved read %g bytes, weights read per token %g of %g", read,
+                 json_get(&r, "weight_bytes_read_per_token"), json_get(&r, "weight_bytes"));
     /* positions attended on average: 16 + (1 + ... + 8) / 8 = 20.5, capped by the window (32) */
     assert_true(fabs(json_get(&r, "avg_positions") - 20.5) < 1e-9);
     free(out);
