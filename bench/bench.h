@@ -34,6 +34,11 @@ void  bench_free(void *p);
 /* Parses a whole decimal integer in [lo, hi]; false otherwise. */
 bool bench_parse_int(const char *s, long lo, long hi, int *out);
 
+/* --shape NAME of `orion bench CMD`: the built-in decoder shape
+ * (models/synth.h), or false after naming the shapes on stderr. */
+struct orion_synth_shape;
+bool bench_parse_shape(const char *cmd, const char *name, const struct orion_synth_shape **out);
+
 /* The positional argument of `orion bench NAME` (the model): true when `a`
  * is taken as *model. false (the caller prints its usage) for a second
  * positional argument, or an option nobody recognized (said on stderr,

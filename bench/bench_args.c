@@ -1,15 +1,28 @@
 /*
  * bench_args.c — what every `orion bench` command does with its arguments
- * and repetitions: integers in a range, the positional model, the default
- * thread count, medians. (limits.c holds the machine's measured limits.)
+ * and repetitions: integers in a range, the positional model, a decoder
+ * shape by name, the default thread count, medians and quantiles. (limits.c holds the machine's measured limits.)
  */
 #include "bench.h"
 
 #include "core/core.h"
+#include "models/synth.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+bool bench_parse_shape(const char *cmd, const char *name, const struct orion_synth_shape **out) {
+    if ((*out = orion__synth_shape_find(name))) return true;
+    char names[256] = "";
+    for (int i = 0; orion__synth_shape_at(i); i++) {
+        const size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", orion__synth_shape_at(i)->name);
+    }
+    fprintf(stderr, "orion bench %s: unknown shape '%s' (%s)\n", cmd, name, names);
+    return false;
+}
 
 bool bench_parse_int(const char *s, long lo, long hi, int *out) {
     char *end;

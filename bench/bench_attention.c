@@ -59,10 +59,7 @@ static int parse_args(int argc, char **argv, attn_opts *o) {
         if (strcmp(a, "--json") == 0) {
             o->json = true;
         } else if (strcmp(a, "--shape") == 0 && v) {
-            if (!(o->shape = orion__synth_shape_find(v))) {
-                fprintf(stderr, "orion bench attention: unknown shape '%s' (tinyllama-1.1b, llama-2-7b, mistral-7b, test-tiny)\n", v);
-                return 2;
-            }
+            if (!bench_parse_shape("attention", v, &o->shape)) return 2;
             i++;
         } else if (strcmp(a, "--positions") == 0 && v) {
             if (!bench_parse_int(v, 1, 1 << 20, &o->positions)) {

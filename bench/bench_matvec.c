@@ -57,10 +57,7 @@ static int parse_args(int argc, char **argv, matvec_opts *o) {
         if (strcmp(a, "--json") == 0) {
             o->json = true;
         } else if (strcmp(a, "--shape") == 0 && v) {
-            if (!(o->shape = orion__synth_shape_find(v))) {
-                fprintf(stderr, "orion bench matvec: unknown shape '%s' (tinyllama-1.1b, llama-2-7b, mistral-7b, test-tiny)\n", v);
-                return 2;
-            }
+            if (!bench_parse_shape("matvec", v, &o->shape)) return 2;
             i++;
         } else if (strcmp(a, "--type") == 0 && v) {
             if (orion_type_from_name(v, &o->type) != ORION_OK) {

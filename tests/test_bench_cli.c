@@ -213,17 +213,37 @@ static double json_get(const char *text, const char *key) {
     return end == s + strlen(pat) ? NAN : d;
 }
 
+/* Runs `orion ARGS`, which must exit 0 with one JSON object on stdout (the
+ * caller frees it). */
+static char *run_json(const char *args) {
+    int code = -1;
+    char *out = run_orion(args, &code);
+    assert_non_null(out);
+    if (code != 0) fprintf(stderr, "orion %s exited %d; stdout:\n%s\n", args, code, out);
+    assert_int_equal(code, 0);
+    assert_true(json_is_object(out));
+    return out;
+}
+
+/* Each of n command lines must be a usage error: exit 2, nothing on stdout. */
+static void expect_usage_errors(const char *const *bad, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int code = -1;
+        char *out = run_orion(bad[i], &code);
+        assert_non_null(out);
+        if (code != 2) fprintf(stderr, "%s: exit %d\n", bad[i], code);
+        assert_int_equal(code, 2);
+        assert_string_equal(out, "");
+        free(out);
+    }
+}
+
 /* ---- tests ------------------------------------------------------------------------ */
 
 static void test_quick_json(void **state) {
     (void)state;
     if (!getenv("ORION_BIN")) skip();
-    int code = -1;
-    char *out = run_orion("bench kernels --quick --json --threads 1", &code);
-    assert_non_null(out);
-    if (code != 0) fprintf(stderr, "orion exited %d; stdout:\n%s\n", code, out);
-    assert_int_equal(code, 0);
-    assert_true(json_is_object(out));
+    char *out = run_json("bench kernels --quick --json --threads 1");
 
     assert_int_equal(count_positive(out, "read_bandwidth_gbs"), 1);
     assert_int_equal(count_positive(out, "fma_peak_gflops"), 1);
@@ -241,17 +261,9 @@ static void test_quick_json(void **state) {
 static void test_bad_flag(void **state) {
     (void)state;
     if (!getenv("ORION_BIN")) skip();
-    int code = -1;
-    char *out = run_orion("bench kernels --bogus 2>/dev/null", &code);
-    assert_non_null(out);
-    assert_int_equal(code, 2);
-    assert_string_equal(out, ""); /* usage goes to stderr */
-    free(out);
-
-    out = run_orion("bench kernels --threads nope 2>/dev/null", &code);
-    assert_non_null(out);
-    assert_int_equal(code, 2);
-    free(out);
+    /* usage goes to stderr */
+    const char *bad[] = {"bench kernels --bogus 2>/dev/null", "bench kernels --threads nope 2>/dev/null"};
+    expect_usage_errors(bad, sizeof bad / sizeof bad[0]);
 }
 
 static void test_vision_json(void **state) {
@@ -266,11 +278,7 @@ static void test_vision_json(void **state) {
     assert_int_equal(code, 0);
     free(out);
     snprintf(args, sizeof args, "bench vision '%s/tiny.gguf' --json --threads 1 --reps 2", dir);
-    out = run_orion(args, &code);
-    assert_non_null(out);
-    if (code != 0) fprintf(stderr, "orion exited %d; stdout:\n%s\n", code, out);
-    assert_int_equal(code, 0);
-    assert_true(json_is_object(out));
+    out = run_json(args);
     static const char *const positive[] = {"preprocess_s", "preprocess_best_s", "encode_s", "encode_best_s",
                                            "gflop_per_image", "gflops", "fma_peak_gflops", "peak_ratio",
                                            "file_bytes", "weight_bytes", "scratch_bytes", "peak_rss_added_bytes"};
@@ -331,12 +339,7 @@ static void test_json_validator(void **state) {
 static void test_matvec_json(void **state) {
     (void)state;
     if (!getenv("ORION_BIN")) skip();
-    int code = -1;
-    char *out = run_orion("bench matvec --shape test-tiny --pairs 5 --threads 2 --json", &code);
-    assert_non_null(out);
-    if (code != 0) fprintf(stderr, "orion exited %d; stdout:\n%s\n", code, out);
-    assert_int_equal(code, 0);
-    assert_true(json_is_object(out));
+    char *out = run_json("bench matvec --shape test-tiny --pairs 5 --threads 2 --json");
     const double p25 = json_get(out, "ratio_p25"), med = json_get(out, "ratio_median");
     const double p75 = json_get(out, "ratio_p75"), best = json_get(out, "ratio_best");
     assert_true(p25 > 0 && p25 <= med && med <= p75 && p75 <= best);
@@ -345,23 +348,14 @@ static void test_matvec_json(void **state) {
     assert_non_null(strstr(out, "\"type\": \"q4_0\""));
     free(out);
 
-    out = run_orion("bench matvec --shape test-tiny --type q8_0 --pairs 2 --json", &code);
-    assert_non_null(out);
-    assert_int_equal(code, 0);
+    out = run_json("bench matvec --shape test-tiny --type q8_0 --pairs 2 --json");
     assert_non_null(strstr(out, "\"type\": \"q8_0\""));
     free(out);
 
     const char *bad[] = {"bench matvec --bogus 2>/dev/null", "bench matvec --shape nope 2>/dev/null",
                          "bench matvec --type q5_9 2>/dev/null", "bench matvec --pairs 0 2>/dev/null",
                          "bench matvec --pairs 2>/dev/null"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        out = run_orion(bad[i], &code);
-        assert_non_null(out);
-        if (code != 2) fprintf(stderr, "%s: exit %d\n", bad[i], code);
-        assert_int_equal(code, 2);
-        assert_string_equal(out, "");
-        free(out);
-    }
+    expect_usage_errors(bad, sizeof bad / sizeof bad[0]);
 }
 
 /* `bench attention` on the tiny shape: valid JSON, positive times, the KV
@@ -370,12 +364,7 @@ static void test_matvec_json(void **state) {
 static void test_attention_json(void **state) {
     (void)state;
     if (!getenv("ORION_BIN")) skip();
-    int code = -1;
-    char *out = run_orion("bench attention --shape test-tiny --positions 100 --pairs 3 --json", &code);
-    assert_non_null(out);
-    if (code != 0) fprintf(stderr, "orion exited %d; stdout:\n%s\n", code, out);
-    assert_int_equal(code, 0);
-    assert_true(json_is_object(out));
+    char *out = run_json("bench attention --shape test-tiny --positions 100 --pairs 3 --json");
     const double simd = json_get(out, "simd_s"), ref = json_get(out, "ref_s"), rd = json_get(out, "read_s");
     const double bytes = json_get(out, "kv_bytes");
     assert_true(simd > 0 && ref > 0 && rd > 0);
@@ -389,14 +378,7 @@ static void test_attention_json(void **state) {
 
     const char *bad[] = {"bench attention --bogus 2>/dev/null", "bench attention --shape nope 2>/dev/null",
                          "bench attention --positions 0 2>/dev/null", "bench attention --pairs 2>/dev/null"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        out = run_orion(bad[i], &code);
-        assert_non_null(out);
-        if (code != 2) fprintf(stderr, "%s: exit %d\n", bad[i], code);
-        assert_int_equal(code, 2);
-        assert_string_equal(out, "");
-        free(out);
-    }
+    expect_usage_errors(bad, sizeof bad / sizeof bad[0]);
 }
 
 int main(void) {
