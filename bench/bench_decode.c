@@ -12,9 +12,9 @@
  *     cache, before the reps, after each engine's rep and after the reps;
  *     the best of all is the limit's bandwidth.
  * On a shared machine the bandwidth drifts by tens of percent within
- * minutes, so each rep's generation is also set against the probe taken
- * right after it ("paired"): the median of those ratios is printed beside
- * the best-against-best one.
+ * minutes (the probes after each rep are shown in the progress lines), so
+ * best against best is a rough figure; the interleaved pairs below set each
+ * generated token against a read taken at the same moment.
  * Each rep is prefill then generation; the best rep of each is reported (the
  * machine is shared: the best is the least disturbed), medians beside it.
  *
@@ -104,16 +104,6 @@ static double median_of(const double *v, int n) {
     double s[DECODE_MAX_REPS];
     memcpy(s, v, sizeof(double) * (size_t)n);
     return bench_median(s, n);
-}
-
-/* Median over reps of generation against the bandwidth probed right after
- * each rep, as a share of that rep's limit. */
-static double paired_ratio(const decode_runs *r, double bytes_per_token) {
-    double v[DECODE_MAX_REPS];
-    int n = 0;
-    for (int i = 0; i < r->n; i++)
-        if (r->bw_after[i] > 0) v[n++] = r->gen_tps[i] * bytes_per_token / (r->bw_after[i] * 1e9);
-    return n > 0 ? median_of(v, n) : 0.0;
 }
 
 static int32_t argmax(const float *x, int n) {
@@ -487,7 +477,7 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static void json_runs(FILE *f, const decode_runs *r, double limit, double bytes_per_token) {
+static void json_runs(FILE *f, const decode_runs *r, double limit) {
     if (!r->ok) {
         fprintf(f, "null");
         return;
@@ -495,10 +485,9 @@ static void json_runs(FILE *f, const decode_runs *r, double limit, double bytes_
     double g = best_of(r->gen_tps, r->n);
     fprintf(f,
             "{\"prefill_tokens_per_s\": %.3f, \"gen_tokens_per_s\": %.3f, \"prefill_median\": %.3f, "
-            "\"gen_median\": %.3f, \"gen_ratio_to_limit\": %.4f, \"gen_ratio_paired_median\": %.4f, "
-            "\"load_s\": %.3f, \"reps\": [",
+            "\"gen_median\": %.3f, \"gen_ratio_to_limit\": %.4f, \"load_s\": %.3f, \"reps\": [",
             best_of(r->prefill_tps, r->n), g, median_of(r->prefill_tps, r->n), median_of(r->gen_tps, r->n),
-            limit > 0 ? g / limit : 0.0, paired_ratio(r, bytes_per_token), r->load_s);
+            limit > 0 ? g / limit : 0.0, r->load_s);
     for (int i = 0; i < r->n; i++)
         fprintf(f, "%s[%.3f, %.3f]", i ? ", " : "", r->prefill_tps[i], r->gen_tps[i]);
     fprintf(f, "]}");
@@ -521,14 +510,14 @@ static void print_json(const decode_opts *o, const orion_llm_info *in, const tok
             "\"bytes_per_token\": %.0f, \"limit_tokens_per_s\": %.3f,\n",
             bw->gbs, bw->bytes, tb->weight_bytes, tb->weights_read, tb->kv_read, tb->avg_ctx, tb->total, limit);
     fprintf(f, " \"orion\": ");
-    json_runs(f, me, limit, tb->total);
+    json_runs(f, me, limit);
     if (il->ran)
         fprintf(f,
                 ",\n \"orion_interleaved\": {\"pairs\": %d, \"read_bytes\": %zu, \"gen_ratio_median\": %.4f, "
                 "\"gen_ratio_p25\": %.4f, \"gen_ratio_p75\": %.4f}",
                 il->pairs, il->read_bytes, il->median, il->p25, il->p75);
     fprintf(f, ",\n \"llamacpp\": ");
-    json_runs(f, peer_runs, limit, tb->total);
+    json_runs(f, peer_runs, limit);
     if (peer_error && *peer_error) {
         fprintf(f, ", \"llamacpp_error\": ");
         json_string(f, peer_error);
@@ -545,10 +534,10 @@ static void print_json(const decode_opts *o, const orion_llm_info *in, const tok
     fprintf(f, "}\n");
 }
 
-static void print_row(const char *name, const decode_runs *r, double limit, double bytes_per_token) {
+static void print_row(const char *name, const decode_runs *r, double limit) {
     double p = best_of(r->prefill_tps, r->n), g = best_of(r->gen_tps, r->n);
-    printf("  %-16s %10.1f %10.1f   %10.2f %10.2f   %6.1f%%   %6.1f%%\n", name, p, median_of(r->prefill_tps, r->n), g,
-           median_of(r->gen_tps, r->n), limit > 0 ? 100.0 * g / limit : 0.0, 100.0 * paired_ratio(r, bytes_per_token));
+    printf("  %-16s %10.1f %10.1f   %10.2f %10.2f   %6.1f%%\n", name, p, median_of(r->prefill_tps, r->n), g,
+           median_of(r->gen_tps, r->n), limit > 0 ? 100.0 * g / limit : 0.0);
 }
 
 static void print_table(const decode_opts *o, const orion_llm_info *in, const token_bytes *tb,
@@ -567,11 +556,10 @@ static void print_table(const decode_opts *o, const orion_llm_info *in, const to
     printf("limit:        %.2f tokens/s generation (bandwidth / bytes per token)\n", limit);
     printf("\n  %d tokens prefill, then %d generated one at a time; best and median of %d reps%s\n", o->prompt,
            o->gen, me->n, peer_runs->ok ? " (interleaved)" : "");
-    printf("  %-16s %10s %10s   %10s %10s   %7s   %7s\n", "", "prefill", "(median)", "gen", "(median)", "of limit",
-           "paired");
-    if (me->ok) print_row("orion", me, limit, tb->total);
+    printf("  %-16s %10s %10s   %10s %10s   %7s\n", "", "prefill", "(median)", "gen", "(median)", "of limit");
+    if (me->ok) print_row("orion", me, limit);
     if (peer_runs->ok) {
-        print_row("llama.cpp", peer_runs, limit, tb->total);
+        print_row("llama.cpp", peer_runs, limit);
         printf("  %-16s %10.2fx %21.2fx\n", "orion/llama.cpp",
                best_of(me->prefill_tps, me->n) / best_of(peer_runs->prefill_tps, peer_runs->n),
                best_of(me->gen_tps, me->n) / best_of(peer_runs->gen_tps, peer_runs->n));
@@ -586,9 +574,9 @@ static void print_table(const decode_opts *o, const orion_llm_info *in, const to
     else
         printf("\n  interleaved: not measured (%s is not a GGUF file)\n", o->model);
     if (bd->ran) print_breakdown(o, bd, me);
-    printf("\n  of limit: best generation / the limit from the best bandwidth of the run; paired: the median\n"
-           "  over reps of each rep's generation / the limit from the bandwidth probed right after it\n");
-    printf("  timings are of a shared machine: compare best with best, and rerun to see the noise\n");
+    printf("\n  of limit: best generation / the limit from the best bandwidth of the run\n");
+    printf("  timings are of a shared machine: compare best with best, and rerun to see the noise;\n"
+           "  the interleaved ratio is the steady one\n");
 }
 
 /* ---- the command ----------------------------------------------------------------- */
