@@ -572,7 +572,7 @@ static void print_table(const decode_opts *o, const orion_llm_info *in, const to
                "  it streams, in turn: generation at %.1f%% of the read's rate (median; quartiles %.1f%% .. %.1f%%)\n",
                il->pairs, (double)il->read_bytes / 1e6, 100 * il->median, 100 * il->p25, 100 * il->p75);
     else
-        printf("\n  interleaved: not measured (%s is not a GGUF file)\n", o->model);
+        printf("\n  interleaved: not measured (the weights of %s could not be listed from GGUF tensors)\n", o->model);
     if (bd->ran) print_breakdown(o, bd, me);
     printf("\n  of limit: best generation / the limit from the best bandwidth of the run\n");
     printf("  timings are of a shared machine: compare best with best, and rerun to see the noise;\n"
