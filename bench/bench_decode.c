@@ -554,6 +554,11 @@ static void print_table(const decode_opts *o, const orion_llm_info *in, const to
            tb->weights_read / 1e6, (double)tb->weight_bytes / 1e6, tb->kv_read / 1e6, orion_type_name(o->kv_type),
            tb->avg_ctx, tb->total / 1e6);
     printf("limit:        %.2f tokens/s generation (bandwidth / bytes per token)\n", limit);
+    const size_t l3 = bench_l3_bytes();
+    if (l3 > 0 && tb->total < 4.0 * (double)l3)
+        printf("note:         %.1f MB per token is under 4x the L3 cache (%.1f MB): the weights are served from\n"
+               "              caches, not DRAM, and the bandwidth limit does not apply\n",
+               tb->total / 1e6, (double)l3 / 1e6);
     printf("\n  %d tokens prefill, then %d generated one at a time; best and median of %d reps%s\n", o->prompt,
            o->gen, me->n, peer_runs->ok ? " (interleaved)" : "");
     printf("  %-16s %10s %10s   %10s %10s   %7s\n", "", "prefill", "(median)", "gen", "(median)", "of limit");
