@@ -162,7 +162,7 @@ static float dot_f32_f16(int64_t n, const void *w, const float *x) {
  * prefetch), 235-335 with tiles and the prefetch, 360-380 with tiles alone.
  * With the cache laid out by position (a head's rows a whole position
  * apart) the kernels before took 700-800 and the tiles 330-400.
- * Rows longer than the tile buffer (no real head is) take a plain path. */
+ * Rows longer than the tile buffer take the reference kernels. */
 #define TILE_FLOATS 4096
 #define TILE_ROWS   32
 
@@ -284,32 +284,18 @@ static inline __attribute__((always_inline)) void over_tiles(int64_t n_rows, con
     }
 }
 
+/* Rows longer than the tile buffer (no real head is) go to the reference
+ * kernels. */
 static void rows_dot_f16(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *x, int n_x,
                          float *out) {
-    const char *base = rows;
-    if (tile_rows_for(n) > 0) {
-        over_tiles(n_rows, base, stride, n, n_x, dot_query, x, out);
-        return;
-    }
-    for (int64_t i = 0; i < n_rows; i++)
-        for (int j = 0; j < n_x; j++) out[j * n_rows + i] = dot_f32_f16(n, base + i * (int64_t)stride, x + j * n);
+    if (tile_rows_for(n) == 0) orion__kernels_ref()->rows_dot[ORION_TYPE_F16](n_rows, rows, stride, n, x, n_x, out);
+    else over_tiles(n_rows, rows, stride, n, n_x, dot_query, x, out);
 }
 
 static void rows_axpy_f16(int64_t n_rows, const void *rows, size_t stride, int64_t n, const float *a, int n_x,
                           float *y) {
-    const char *base = rows;
-    if (tile_rows_for(n) > 0) {
-        over_tiles(n_rows, base, stride, n, n_x, axpy_query, a, y);
-        return;
-    }
-    float buf[8];
-    for (int j = 0; j < n_x; j++)
-        for (int64_t i = 0; i < n_rows; i++)
-            for (int64_t d = 0; d < n; d += 8) {
-                const int64_t c = n - d < 8 ? n - d : 8;
-                dequantize_row_f16(base + i * (int64_t)stride + 2 * d, buf, c);
-                for (int64_t e = 0; e < c; e++) y[j * n + d + e] += a[j * n_rows + i] * buf[e];
-            }
+    if (tile_rows_for(n) == 0) orion__kernels_ref()->rows_axpy[ORION_TYPE_F16](n_rows, rows, stride, n, a, n_x, y);
+    else over_tiles(n_rows, rows, stride, n, n_x, axpy_query, a, y);
 }
 
 /* ---- bf16 ---------------------------------------------------------------- */
