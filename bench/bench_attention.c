@@ -5,9 +5,9 @@
  * kernels and through the plain-C reference kernels, each against a plain
  * read of the same K and V bytes.
  *
- * One "token" is what orion_llm does per layer and KV head (llama.c,
- * attention()): rows_dot of the group's query heads with the cached keys,
- * scale, softmax per head, rows_axpy of the weights with the cached values.
+ * One "token" is what orion_llm does per layer and KV head: orion__attend
+ * (kernels/attend.c) for the group's query heads: rows_dot with the cached
+ * keys, scale, softmax per head, rows_axpy of the weights with the values.
  * The cache is laid out as in orion_llm ((layer, KV head, position, head
  * dim), f16: a head's positions are contiguous). Before each
  * timed run a buffer of twice the L3 cache is read: in a model a token's
@@ -27,7 +27,6 @@
 #include "kernels/kernels.h"
 #include "models/synth.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,19 +92,13 @@ typedef struct attn_case {
 /* One token's attention with kernel table kt: every layer, every KV head. */
 static void attn_token(const attn_case *c, const orion_kernels *kt) {
     const int group = c->n_head / c->n_kv;
-    const float scale = 1.0f / sqrtf((float)c->hd);
     for (int l = 0; l < c->n_layer; l++) {
         const size_t layer = (size_t)c->n_kv * (size_t)c->n * c->head_bytes;
         const uint8_t *K = c->k + (size_t)l * layer, *V = c->v + (size_t)l * layer;
         for (int h = 0; h < c->n_kv; h++) {
             const size_t off = (size_t)h * (size_t)c->n * c->head_bytes;
-            const float *q = c->q + (size_t)h * group * c->hd;
-            float *o = c->out + (size_t)h * group * c->hd;
-            kt->rows_dot[ORION_TYPE_F16](c->n, K + off, c->head_bytes, c->hd, q, group, c->scores);
-            kt->scale(c->scores, scale, c->scores, (int64_t)group * c->n);
-            for (int j = 0; j < group; j++) kt->softmax(c->scores + (size_t)j * c->n, c->n);
-            memset(o, 0, sizeof(float) * (size_t)group * (size_t)c->hd);
-            kt->rows_axpy[ORION_TYPE_F16](c->n, V + off, c->head_bytes, c->hd, c->scores, group, o);
+            orion__attend(kt, ORION_TYPE_F16, c->n, K + off, V + off, c->head_bytes, c->hd,
+                          c->q + (size_t)h * group * c->hd, group, c->scores, c->out + (size_t)h * group * c->hd);
         }
     }
 }

@@ -252,6 +252,14 @@ void orion__register_gemm_avx2(orion_kernels *k);
 void orion__register_ops_avx2(orion_kernels *k);
 #endif
 
+/* ---- attention (attend.c) ------------------------------------------------------
+ * nh query heads that share one KV head (q: nh x hd floats) over n cached
+ * rows of it (K and V: row i at + i * stride bytes, in kv_type), with the
+ * kernels of table k: scores (nh x n floats, the caller's scratch) =
+ * softmax(q K^T / sqrt(hd)) per head, out (nh x hd) = scores V. */
+void orion__attend(const orion_kernels *k, orion_type kv_type, int64_t n, const void *K, const void *V,
+                   size_t stride, int64_t hd, const float *q, int nh, float *scores, float *out);
+
 /* Calibrated quantization (quant_calib.c): per block, search the scale (and
  * minimum) minimizing the importance-weighted squared error. importance may
  * be NULL (all ones); it holds n values (per column of the row). */

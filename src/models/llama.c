@@ -472,7 +472,6 @@ static void attention(void *arg, int ith, int nth) {
     const orion_kernels *k = orion__kernels();
     const int hd = in->head_dim, group = in->n_head / in->n_head_kv, per_job = t->heads_per_job;
     const int splits = (group + per_job - 1) / per_job;
-    const float scale = 1.0f / sqrtf((float)hd);
     float *scores = t->work + (size_t)ith * t->work_stride;
     const uint8_t *K = m->kv_k + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
     const uint8_t *V = m->kv_v + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
@@ -490,11 +489,7 @@ static void attention(void *arg, int ith, int nth) {
         float *o = t->out + (size_t)b * in->n_head * hd + (size_t)h0 * hd;
         const uint8_t *K0 = K + (size_t)kvh * head_span + (size_t)start * hb;
         const uint8_t *V0 = V + (size_t)kvh * head_span + (size_t)start * hb;
-        k->rows_dot[m->kv_type](n, K0, hb, hd, q, nh, scores);
-        k->scale(scores, scale, scores, (int64_t)nh * n);
-        for (int j = 0; j < nh; j++) k->softmax(scores + (size_t)j * n, n);
-        memset(o, 0, sizeof(float) * (size_t)nh * (size_t)hd);
-        k->rows_axpy[m->kv_type](n, V0, hb, hd, scores, nh, o);
+        orion__attend(k, m->kv_type, n, K0, V0, hb, hd, q, nh, scores, o);
     }
 }
 
