@@ -58,7 +58,6 @@ struct orion_llm {
     float           *owned_norms;  /* norms converted to f32 when stored otherwise */
     int              n_batch;
     orion_type       kv_type;
-    size_t           kv_row_bytes;  /* one position of one layer: kv_dim elements */
     uint8_t         *kv_k, *kv_v;   /* (n_layer, n_head_kv, n_ctx, head_dim) in kv_type: a head's
                                        positions are contiguous, so attention streams them */
     size_t           kv_head_bytes; /* one position of one KV head: head_dim elements */
@@ -337,11 +336,9 @@ orion_status orion_llm_load(const char *path, const orion_llm_params *params, or
                          path, in->head_dim);
         goto fail;
     }
-    const size_t KD = (size_t)in->n_head_kv * (size_t)in->head_dim;
-    m->kv_row_bytes = orion_type_row_bytes(m->kv_type, (int64_t)KD);
     m->kv_head_bytes = orion_type_row_bytes(m->kv_type, in->head_dim);
-    size_t kv_one;
-    if (!orion__mul_ok(m->kv_row_bytes, (size_t)in->n_ctx * (size_t)in->n_layer, &kv_one)) {
+    size_t kv_one; /* K or V: every layer, KV head and position */
+    if (!orion__mul_ok(m->kv_head_bytes, (size_t)in->n_layer * (size_t)in->n_head_kv * (size_t)in->n_ctx, &kv_one)) {
         st = orion__fail(ORION_ERR_RANGE, "%s: KV cache size overflows", path);
         goto fail;
     }
@@ -443,6 +440,13 @@ static void rope(const orion_llm *m, float *v, int n_head, int pos) {
     }
 }
 
+/* Where position pos of KV head h of layer l lies in cache (kv_k or kv_v):
+ * a head's positions are one contiguous run. */
+static uint8_t *kv_at(const orion_llm *m, uint8_t *cache, int l, int h, int pos) {
+    const size_t run = (size_t)l * (size_t)m->info.n_head_kv + (size_t)h;
+    return cache + (run * (size_t)m->info.n_ctx + (size_t)pos) * m->kv_head_bytes;
+}
+
 typedef struct attn_task {
     orion_llm   *m;
     int          layer, n_tokens, pos;
@@ -473,9 +477,6 @@ static void attention(void *arg, int ith, int nth) {
     const int hd = in->head_dim, group = in->n_head / in->n_head_kv, per_job = t->heads_per_job;
     const int splits = (group + per_job - 1) / per_job;
     float *scores = t->work + (size_t)ith * t->work_stride;
-    const uint8_t *K = m->kv_k + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
-    const uint8_t *V = m->kv_v + (size_t)t->layer * (size_t)in->n_ctx * m->kv_row_bytes;
-    const size_t hb = m->kv_head_bytes, head_span = (size_t)in->n_ctx * hb;
     const int total = t->n_tokens * in->n_head_kv * splits;
     for (int job = ith; job < total; job += nth) {
         const int b = job / (in->n_head_kv * splits), rest = job % (in->n_head_kv * splits);
@@ -487,9 +488,8 @@ static void attention(void *arg, int ith, int nth) {
         const int n = p - start + 1;
         const float *q = t->q + (size_t)b * in->n_head * hd + (size_t)h0 * hd;
         float *o = t->out + (size_t)b * in->n_head * hd + (size_t)h0 * hd;
-        const uint8_t *K0 = K + (size_t)kvh * head_span + (size_t)start * hb;
-        const uint8_t *V0 = V + (size_t)kvh * head_span + (size_t)start * hb;
-        orion__attend(k, m->kv_type, n, K0, V0, hb, hd, q, nh, scores, o);
+        orion__attend(k, m->kv_type, n, kv_at(m, m->kv_k, t->layer, kvh, start),
+                      kv_at(m, m->kv_v, t->layer, kvh, start), m->kv_head_bytes, hd, q, nh, scores, o);
     }
 }
 
@@ -498,10 +498,8 @@ static void attention(void *arg, int ith, int nth) {
 static void store_kv(orion_llm *m, uint8_t *cache, int layer_i, int pos, const float *row) {
     const orion_kernels *k = orion__kernels();
     const int hd = m->info.head_dim;
-    const size_t hb = m->kv_head_bytes;
-    uint8_t *layer_base = cache + (size_t)layer_i * (size_t)m->info.n_ctx * m->kv_row_bytes;
     for (int h = 0; h < m->info.n_head_kv; h++) {
-        uint8_t *dst = layer_base + ((size_t)h * (size_t)m->info.n_ctx + (size_t)pos) * hb;
+        uint8_t *dst = kv_at(m, cache, layer_i, h, pos);
         if (m->kv_type == ORION_TYPE_F32) memcpy(dst, row + (size_t)h * hd, (size_t)hd * sizeof(float));
         else k->quantize_row[m->kv_type](row + (size_t)h * hd, dst, hd);
     }
