@@ -76,7 +76,6 @@ typedef struct decode_opts {
 typedef struct decode_runs {
     int    n;
     double prefill_tps[DECODE_MAX_REPS], gen_tps[DECODE_MAX_REPS];
-    double bw_after[DECODE_MAX_REPS]; /* GB/s probed right after each rep */
     double load_s;
     bool   ok;
     char   error[256];
@@ -125,18 +124,18 @@ typedef struct token_bytes {
     char   wtype[16];      /* type of the layer matrices */
 } token_bytes;
 
-static void count_token_bytes(const decode_opts *o, const orion_llm_info *in, token_bytes *tb) {
+/* g: the model's GGUF, or NULL (another format: no tensor list). */
+static void count_token_bytes(const decode_opts *o, const orion_gguf *g, const orion_llm_info *in,
+                              token_bytes *tb) {
     memset(tb, 0, sizeof *tb);
     tb->weight_bytes = in->weight_bytes;
     snprintf(tb->wtype, sizeof tb->wtype, "?");
-    orion_gguf *g = NULL;
-    if (orion_gguf_open(o->model, &g) == ORION_OK) {
+    if (g) {
         const orion_gguf_tensor *e = orion_gguf_find_tensor(g, "token_embd.weight");
         const orion_gguf_tensor *h = orion_gguf_find_tensor(g, "output.weight");
         const orion_gguf_tensor *q = orion_gguf_find_tensor(g, "blk.0.ffn_down.weight");
         if (e && h && e->ne[1] > 0) tb->embd_unread = e->n_bytes - e->n_bytes / (size_t)e->ne[1];
         if (q) snprintf(tb->wtype, sizeof tb->wtype, "%s", orion_type_name(q->type));
-        orion_gguf_free(g);
     }
     tb->weights_read = (double)tb->weight_bytes - (double)tb->embd_unread;
     /* position p attends to min(p + 1, window) rows; p runs over [P, P + G) */
@@ -185,10 +184,9 @@ static orion_status orion_rep(orion_side *s, const decode_opts *o, double *prefi
 #define MAX_SPANS 64
 
 /* The tensor data a generated token reads, as runs of adjacent tensors in the
- * file's mapping: every tensor but an untied token_embd (a token reads one
- * row of it). The handle keeps the mapping. */
+ * GGUF's mapping: every tensor but an untied token_embd (a token reads one
+ * row of it, tb->embd_unread > 0). */
 typedef struct weight_spans {
-    orion_gguf *g;
     int         n;
     const char *p[MAX_SPANS];
     size_t      bytes[MAX_SPANS];
@@ -200,20 +198,20 @@ static int cmp_tensor_offset(const void *a, const void *b) {
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-static bool weight_spans_open(const char *path, weight_spans *ws) {
+static bool weight_spans_find(const orion_gguf *g, const token_bytes *tb, weight_spans *ws) {
     memset(ws, 0, sizeof *ws);
-    if (orion_gguf_open(path, &ws->g) != ORION_OK) return false;
-    const bool untied = orion_gguf_find_tensor(ws->g, "output.weight") != NULL;
-    const int64_t n = orion_gguf_n_tensors(ws->g);
+    if (!g) return false;
+    const bool untied = tb->embd_unread > 0;
+    const int64_t n = orion_gguf_n_tensors(g);
     const orion_gguf_tensor **t = malloc(sizeof *t * (size_t)(n > 0 ? n : 1));
     if (!t) return false;
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++) {
-        const orion_gguf_tensor *e = orion_gguf_tensor_at(ws->g, i);
+        const orion_gguf_tensor *e = orion_gguf_tensor_at(g, i);
         if (e && e->n_bytes > 0 && !(untied && strcmp(e->name, "token_embd.weight") == 0)) t[m++] = e;
     }
     qsort(t, (size_t)m, sizeof *t, cmp_tensor_offset);
-    const size_t gap = orion_gguf_alignment(ws->g); /* padding between tensors */
+    const size_t gap = orion_gguf_alignment(g); /* padding between tensors */
     bool ok = true;
     for (int64_t i = 0; i < m && ok; i++) {
         const char *p = t[i]->data;
@@ -247,14 +245,13 @@ typedef struct interleaved {
 
 /* The prompt, then o->gen pairs of (one generated token, one read of the
  * weight spans), the order turning with the pair. */
-static orion_status run_interleaved(orion_side *s, const decode_opts *o, orion_threadpool *pool,
-                                    const token_bytes *tb, interleaved *out) {
+static orion_status run_interleaved(orion_side *s, const decode_opts *o, const orion_gguf *g,
+                                    orion_threadpool *pool, const token_bytes *tb, interleaved *out) {
     memset(out, 0, sizeof *out);
     weight_spans ws;
-    memset(&ws, 0, sizeof ws);
     double *ratio = malloc(sizeof(double) * (size_t)o->gen);
     orion_status st = ORION_OK;
-    if (!ratio || !weight_spans_open(o->model, &ws)) goto done;
+    if (!ratio || !weight_spans_find(g, tb, &ws)) goto done;
     weight_spans_read(pool, &ws); /* warm-up: page tables */
     if ((st = orion_llm_eval(s->llm, s->tokens, o->prompt, 0, s->logits, false)) != ORION_OK) goto done;
     int32_t next = argmax(s->logits, s->info.n_vocab);
@@ -280,7 +277,6 @@ static orion_status run_interleaved(orion_side *s, const decode_opts *o, orion_t
     out->median = bench_median(ratio, o->gen);
 done:
     free(ratio);
-    orion_gguf_free(ws.g);
     return st;
 }
 
@@ -348,21 +344,17 @@ typedef struct breakdown {
 
 /* Times every role over all layers: batch 1, then batch o->prompt; the best
  * of 3 reps, each after a cache flush (a read of flush_bytes of buf). */
-static void run_breakdown(const decode_opts *o, orion_threadpool *pool, const void *flush, size_t flush_bytes,
-                          breakdown *bd) {
+static void run_breakdown(const decode_opts *o, const orion_gguf *g, orion_threadpool *pool, const void *flush,
+                          size_t flush_bytes, breakdown *bd) {
     static const char *const roles[N_ROLES] = {"attn_q", "attn_k", "attn_v", "attn_output",
                                                "ffn_gate", "ffn_up", "ffn_down", "output"};
     memset(bd, 0, sizeof *bd);
-    orion_gguf *g = NULL;
-    if (orion_gguf_open(o->model, &g) != ORION_OK) return;
+    if (!g) return;
     uint64_t n_layer = 0;
     char key[96], arch[32] = "";
     orion_gguf_get_str(g, "general.architecture", arch, sizeof arch);
     snprintf(key, sizeof key, "%s.block_count", arch);
-    if (orion_gguf_get_u64(g, key, &n_layer) != ORION_OK || n_layer == 0 || n_layer > 1024) {
-        orion_gguf_free(g);
-        return;
-    }
+    if (orion_gguf_get_u64(g, key, &n_layer) != ORION_OK || n_layer == 0 || n_layer > 1024) return;
     int64_t max_in = 0, max_out = 0;
     size_t scratch = 0;
     for (int r = 0; r < N_ROLES; r++) {
@@ -423,7 +415,6 @@ done:
     orion_arena_free(arena);
     free(x);
     free(y);
-    orion_gguf_free(g);
 }
 
 static void print_breakdown(const decode_opts *o, const breakdown *bd, const decode_runs *me) {
@@ -644,6 +635,7 @@ int orion_cli_bench_decode(int argc, char **argv) {
     memset(&them, 0, sizeof them);
     char peer_error[320] = "";
     void *probe_buf = NULL; /* the bandwidth probes after each rep */
+    orion_gguf *g = NULL;
     static breakdown bd; /* large: the weight pointers */
     memset(&bd, 0, sizeof bd);
 
@@ -670,8 +662,11 @@ int orion_cli_bench_decode(int argc, char **argv) {
     for (int i = 0; i < o.prompt; i++)
         s.tokens[i] = s.info.n_vocab > 3 ? 3 + (int32_t)(bench_rng_u64(&rng) % (uint64_t)(s.info.n_vocab - 3)) : 0;
 
+    /* the file's tensors (NULL for a llama2.c file): bytes per token, the
+     * interleaved reads and the breakdown */
+    if (orion_gguf_is_file(o.model) && orion_gguf_open(o.model, &g) != ORION_OK) g = NULL;
     token_bytes tb;
-    count_token_bytes(&o, &s.info, &tb);
+    count_token_bytes(&o, g, &s.info, &tb);
 
     orion_threadpool_params tp = orion_threadpool_default_params();
     tp.n_threads = o.threads;
@@ -718,11 +713,12 @@ int orion_cli_bench_decode(int argc, char **argv) {
             goto done;
         }
         me.n = r + 1;
-        me.bw_after[r] = probe_after_rep(pool, probe_buf, bw_bytes, &bw);
+        const double me_bw = probe_after_rep(pool, probe_buf, bw_bytes, &bw);
+        double them_bw = 0.0;
         if (them.ok) {
             if (peer_rep(&pr, &them.prefill_tps[r], &them.gen_tps[r], peer_error, sizeof peer_error)) {
                 them.n = r + 1;
-                them.bw_after[r] = probe_after_rep(pool, probe_buf, bw_bytes, &bw);
+                them_bw = probe_after_rep(pool, probe_buf, bw_bytes, &bw);
             } else {
                 them.ok = false;
             }
@@ -731,14 +727,14 @@ int orion_cli_bench_decode(int argc, char **argv) {
             fprintf(stderr, "rep %d/%d: orion %.1f / %.2f tokens/s", r + 1, o.reps, me.prefill_tps[r],
                     me.gen_tps[r]);
             if (them.ok) fprintf(stderr, ", llama.cpp %.1f / %.2f", them.prefill_tps[r], them.gen_tps[r]);
-            fprintf(stderr, " (prefill / generation); read %.2f GB/s after orion", me.bw_after[r]);
-            if (them.ok) fprintf(stderr, ", %.2f after llama.cpp", them.bw_after[r]);
+            fprintf(stderr, " (prefill / generation); read %.2f GB/s after orion", me_bw);
+            if (them.ok) fprintf(stderr, ", %.2f after llama.cpp", them_bw);
             fprintf(stderr, "\n");
         }
     }
     me.ok = true;
     interleaved il;
-    if (run_interleaved(&s, &o, pool, &tb, &il) != ORION_OK) {
+    if (run_interleaved(&s, &o, g, pool, &tb, &il) != ORION_OK) {
         fprintf(stderr, "orion bench decode: %s\n", orion_last_error());
         goto done;
     }
@@ -751,7 +747,7 @@ int orion_cli_bench_decode(int argc, char **argv) {
         void *flush = bench_alloc(bw_bytes);
         if (flush) {
             bench_stream_fill(pool, flush, bw_bytes);
-            run_breakdown(&o, pool, flush, bw_bytes, &bd);
+            run_breakdown(&o, g, pool, flush, bw_bytes, &bd);
             bench_free(flush);
         }
         if (!bd.ran) fprintf(stderr, "orion bench decode: --breakdown: not a GGUF Llama model, or %s\n",
@@ -762,6 +758,7 @@ int orion_cli_bench_decode(int argc, char **argv) {
     rc = 0;
 done:
     bench_free(probe_buf);
+    orion_gguf_free(g);
     if (pr.co.pid > 0) bench_peer_stop(&pr.co);
     orion_threadpool_free(pool);
     free(s.tokens);
