@@ -34,6 +34,10 @@ void  bench_free(void *p);
 /* Parses a whole decimal integer in [lo, hi]; false otherwise. */
 bool bench_parse_int(const char *s, long lo, long hi, int *out);
 
+/* FLAG V of `orion bench CMD`: V a whole number in [lo, hi] into *out, or
+ * false after saying so on stderr. */
+bool bench_int_option(const char *cmd, const char *flag, const char *v, long lo, long hi, int *out);
+
 /* --shape NAME of `orion bench CMD`: the built-in decoder shape
  * (models/synth.h), or false after naming the shapes on stderr. */
 struct orion_synth_shape;

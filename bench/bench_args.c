@@ -13,6 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool bench_int_option(const char *cmd, const char *flag, const char *v, long lo, long hi, int *out) {
+    if (bench_parse_int(v, lo, hi, out)) return true;
+    fprintf(stderr, "orion bench %s: %s wants %ld to %ld, not '%s'\n", cmd, flag, lo, hi, v);
+    return false;
+}
+
 bool bench_parse_shape(const char *cmd, const char *name, const struct orion_synth_shape **out) {
     if ((*out = orion__synth_shape_find(name))) return true;
     char names[256] = "";

@@ -61,16 +61,10 @@ static int parse_args(int argc, char **argv, attn_opts *o) {
             if (!bench_parse_shape("attention", v, &o->shape)) return 2;
             i++;
         } else if (strcmp(a, "--positions") == 0 && v) {
-            if (!bench_parse_int(v, 1, 1 << 20, &o->positions)) {
-                fprintf(stderr, "orion bench attention: --positions wants 1 to %d, not '%s'\n", 1 << 20, v);
-                return 2;
-            }
+            if (!bench_int_option("attention", a, v, 1, 1 << 20, &o->positions)) return 2;
             i++;
         } else if (strcmp(a, "--pairs") == 0 && v) {
-            if (!bench_parse_int(v, 1, MAX_PAIRS, &o->pairs)) {
-                fprintf(stderr, "orion bench attention: --pairs wants 1 to %d, not '%s'\n", MAX_PAIRS, v);
-                return 2;
-            }
+            if (!bench_int_option("attention", a, v, 1, MAX_PAIRS, &o->pairs)) return 2;
             i++;
         } else {
             fprintf(stderr, "orion bench attention: unknown option or missing value '%s'\n", a);

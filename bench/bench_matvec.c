@@ -66,16 +66,10 @@ static int parse_args(int argc, char **argv, matvec_opts *o) {
             }
             i++;
         } else if (strcmp(a, "--pairs") == 0 && v) {
-            if (!bench_parse_int(v, 1, MAX_PAIRS, &o->pairs)) {
-                fprintf(stderr, "orion bench matvec: --pairs wants 1 to %d, not '%s'\n", MAX_PAIRS, v);
-                return 2;
-            }
+            if (!bench_int_option("matvec", a, v, 1, MAX_PAIRS, &o->pairs)) return 2;
             i++;
         } else if (strcmp(a, "--threads") == 0 && v) {
-            if (!bench_parse_int(v, 1, BENCH_MAX_THREADS, &o->threads)) {
-                fprintf(stderr, "orion bench matvec: --threads wants 1 to %d, not '%s'\n", BENCH_MAX_THREADS, v);
-                return 2;
-            }
+            if (!bench_int_option("matvec", a, v, 1, BENCH_MAX_THREADS, &o->threads)) return 2;
             i++;
         } else {
             fprintf(stderr, "orion bench matvec: unknown option or missing value '%s'\n", a);
